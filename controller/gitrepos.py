@@ -1,0 +1,76 @@
+"""The parts of a Fleet GitRepo the service reads, as a frozen value built from the API object."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+GROUP = "fleet.cattle.io"
+VERSION = "v1alpha1"
+PLURAL = "gitrepos"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Fleet follows master when a GitRepo names neither a branch nor a revision.
+DEFAULT_BRANCH = "master"
+DEFAULTED_ANNOTATION = "gitjob.fleet.cattle.io/polling-interval-defaulted"
+
+
+@dataclass(frozen=True)
+class GitRepo:
+    """One GitRepo: identity, what it tracks, and the status fields the receiver writes."""
+
+    namespace: str
+    name: str
+    repo: str
+    branch: str = ""
+    revision: str = ""
+    webhook_secret: str = ""
+    polling_interval: str | None = None
+    disable_polling: bool = False
+    webhook_commit: str = ""
+    uid: str = ""
+    resource_version: str = ""
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        """``namespace/name``, the GitRepo's identity in logs and responses."""
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def tracked_branch(self) -> str | None:
+        """The branch whose pushes concern this GitRepo, or None when it follows a revision."""
+        if self.revision:
+            return None
+        return self.branch or DEFAULT_BRANCH
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> GitRepo:
+        """Build from a GitRepo API object, tolerating missing or mistyped optional fields."""
+        metadata = _mapping(obj.get("metadata"))
+        spec = _mapping(obj.get("spec"))
+        status = _mapping(obj.get("status"))
+        interval = spec.get("pollingInterval")
+        return cls(
+            namespace=_text(metadata.get("namespace")) or "default",
+            name=_text(metadata.get("name")),
+            repo=_text(spec.get("repo")),
+            branch=_text(spec.get("branch")),
+            revision=_text(spec.get("revision")),
+            webhook_secret=_text(spec.get("webhookSecret")),
+            polling_interval=None if interval is None else str(interval),
+            disable_polling=spec.get("disablePolling") is True,
+            webhook_commit=_text(status.get("webhookCommit")),
+            uid=_text(metadata.get("uid")),
+            resource_version=_text(metadata.get("resourceVersion")),
+            annotations={str(k): str(v) for k, v in _mapping(metadata.get("annotations")).items()},
+        )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,68 @@
+"""Structured logging: one JSON object (or one readable line) per event, fields passed as ``extra``.
+
+Callers log with ``log.info("delivery", extra={"fields": {...}})``; the formatter puts those
+fields next to the time, level and message. Secrets never reach a logger: callers pass names and
+outcomes, never values or request bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+_CONFIGURED_NAME = "gitjob_webhook"
+
+
+class JsonFormatter(logging.Formatter):
+    """Render a record as one JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """Render a record as ``time level logger: message key=value ...`` for local use."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        fields = " ".join(f"{key}={value}" for key, value in getattr(record, "fields", {}).items())
+        line = f"{stamp} {record.levelname.lower():<7} {record.name}: {record.getMessage()}"
+        if fields:
+            line += " " + fields
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure(log_format: str, level: str = "info") -> None:
+    """Send every log record to stderr in the chosen format; idempotent."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "name", None) == _CONFIGURED_NAME:
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.name = _CONFIGURED_NAME
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # The kubernetes client logs every request at debug; keep its noise out of ours.
+    for noisy in ("urllib3", "kubernetes"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
+
+
+def fields(**values: Any) -> dict[str, Any]:
+    """The ``extra`` argument carrying structured fields: ``log.info("x", extra=fields(a=1))``."""
+    return {"fields": {key: value for key, value in values.items() if value is not None}}

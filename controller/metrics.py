@@ -1,0 +1,59 @@
+"""Prometheus metrics of both listeners, correct with one or several gunicorn workers.
+
+With several workers each process writes its samples to ``PROMETHEUS_MULTIPROC_DIR`` (set by the
+server before any worker starts) and ``/metrics`` aggregates the directory; with one worker the
+default registry is served directly.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest, multiprocess)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+HTTP_REQUESTS = Counter(
+    "gitjob_webhook_http_requests_total", "HTTP requests answered, by listener, route and status.",
+    ["listener", "route", "method", "status"])
+HTTP_DURATION = Histogram(
+    "gitjob_webhook_http_request_duration_seconds", "Time to answer an HTTP request.",
+    ["listener", "route"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+DELIVERIES = Counter(
+    "gitjob_webhook_deliveries_total", "Provider deliveries, by provider, event and outcome.",
+    ["provider", "event", "outcome"])
+DELIVERY_DURATION = Histogram(
+    "gitjob_webhook_delivery_duration_seconds", "Time from receiving a delivery to answering it.",
+    ["provider"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+GITREPO_PATCHES = Counter(
+    "gitjob_webhook_gitrepo_patches_total", "GitRepo status writes, by result (patched, current, failed).",
+    ["result"])
+UNAUTHENTICATED = Counter(
+    "gitjob_webhook_unauthenticated_deliveries_total",
+    "Deliveries accepted although no secret applied to them (no global or per-GitRepo secret).",
+    ["provider"])
+
+ADMISSION_DECISIONS = Counter(
+    "gitjob_webhook_admission_decisions_total",
+    "Admission decisions, by webhook, operation, result (allowed, patched, denied) and reason.",
+    ["webhook", "operation", "result", "reason"])
+
+CACHE_SYNCED = Gauge(
+    "gitjob_webhook_cache_synced", "1 when the named watch-fed cache has synced.", ["cache"],
+    multiprocess_mode="liveall")
+CACHED_OBJECTS = Gauge(
+    "gitjob_webhook_cached_objects", "Objects held in the named watch-fed cache.", ["cache"],
+    multiprocess_mode="liveall")
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics text of this process, or of all workers when several share a directory."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,68 @@
+"""What the service reads and writes in Kubernetes, behind one small protocol.
+
+Two implementations: :mod:`controller.store.offline` (in memory, loaded from a YAML file; the
+default of ``make run``) and :mod:`controller.store.kube` (watch-fed caches over the official
+client). Everything else in the service talks to a :class:`Store` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from controller.gitrepos import GitRepo
+
+GLOBAL_SECRET = "gitjob-webhook"
+
+
+class StoreError(Exception):
+    """A read or write could not be done; the message says which object and why."""
+
+
+class StoreUnavailable(StoreError):
+    """Kubernetes did not accept a write within the deadline (the receiver answers 503)."""
+
+
+class GitRepoGone(StoreError):
+    """The GitRepo was deleted between matching and writing."""
+
+
+class Store(Protocol):
+    """The service's view of Kubernetes: cached reads, status writes and events."""
+
+    @property
+    def description(self) -> str:
+        """One line saying which store this is and where its data comes from."""
+
+    @property
+    def offline(self) -> bool:
+        """True for the in-memory store of ``make run`` and ``explain`` (no cluster behind it)."""
+
+    def start(self) -> None:
+        """Begin filling caches (no-op for stores that are filled at construction)."""
+
+    def stop(self) -> None:
+        """Stop background work."""
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether reads are complete (caches synced), and a short reason when not."""
+
+    def gitrepos(self) -> Sequence[GitRepo]:
+        """Every GitRepo, across namespaces."""
+
+    def gitrepos_for(self, key: str) -> Sequence[GitRepo]:
+        """The GitRepos whose normalised repository URL is ``key`` (see :mod:`controller.urls`)."""
+
+    def secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        """The decoded data of a Secret the service watches, or None when it does not exist."""
+
+    def patch_status(self, gitrepo: GitRepo, commit: str, when: datetime) -> GitRepo:
+        """Write ``status.webhookCommit`` and ``status.lastWebhookTime``; return the updated GitRepo."""
+
+    def record_event(self, gitrepo: GitRepo, reason: str, message: str, kind: str = "Normal") -> None:
+        """Record a Kubernetes Event on the GitRepo (best effort: never raises)."""
+
+    def set_polling_interval(self, gitrepo: GitRepo, interval: str | None, defaulted: bool) -> GitRepo:
+        """Set (or, with None, remove) ``spec.pollingInterval`` and the defaulted annotation."""
+

@@ -1,0 +1,95 @@
+"""Serving TLS for the admission listener, re-reading rotated certificate files without a restart.
+
+Every handshake goes through one long-lived front context whose ``sni_callback`` hands the
+connection the current context. The current context is rebuilt when the certificate or key file
+changes (size, mtime or inode), so cert-manager or ``certs`` renewals take effect at the next
+handshake while established connections keep the context they started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import threading
+
+from controller.logs import fields
+
+log = logging.getLogger(__name__)
+
+
+class CertificateError(Exception):
+    """The certificate or key cannot be loaded; the message names the file and the problem."""
+
+
+def _stamp(path: str) -> tuple[int, int, int]:
+    info = os.stat(path)
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+
+def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """A TLS ≥ 1.2 server context with the given certificate chain and key."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_COMPRESSION
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except FileNotFoundError as error:
+        raise CertificateError(f"{error.filename}: no such file") from None
+    except PermissionError as error:
+        raise CertificateError(f"{error.filename}: permission denied") from None
+    except ssl.SSLError as error:
+        problem = "key does not match the certificate" if "KEY_VALUES_MISMATCH" in str(error) \
+            else f"not a PEM certificate and key ({error.reason or error})"
+        raise CertificateError(f"{cert_file} / {key_file}: {problem}") from None
+    return context
+
+
+class ReloadingContext:
+    """Hands out the context for the current certificate files, reloading them when they change."""
+
+    def __init__(self, cert_file: str, key_file: str) -> None:
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self._lock = threading.Lock()
+        self._stamps = (_stamp(cert_file), _stamp(key_file))
+        self._current = server_context(cert_file, key_file)
+        self._last_error = ""
+        self.front = server_context(cert_file, key_file)
+        self.front.sni_callback = self._select
+
+    @property
+    def loaded(self) -> bool:
+        """True while the last load attempt succeeded."""
+        return not self._last_error
+
+    def current(self) -> ssl.SSLContext:
+        """The context for the files as they are now; keeps the previous one if they do not load."""
+        try:
+            stamps = (_stamp(self.cert_file), _stamp(self.key_file))
+        except OSError as error:
+            self._note_failure(f"{error.filename}: {error.strerror}")
+            return self._current
+        if stamps == self._stamps:
+            return self._current
+        with self._lock:
+            if stamps != self._stamps:
+                try:
+                    self._current = server_context(self.cert_file, self.key_file)
+                except CertificateError as error:
+                    # Half-written files during a rotation: keep serving the old pair, retry next time.
+                    self._note_failure(str(error))
+                    return self._current
+                self._stamps = stamps
+                self._last_error = ""
+                log.info("serving certificate reloaded", extra=fields(cert=self.cert_file))
+        return self._current
+
+    def _select(self, connection: ssl.SSLObject | ssl.SSLSocket, server_name: str | None,
+                context: ssl.SSLContext) -> None:
+        connection.context = self.current()
+
+    def _note_failure(self, message: str) -> None:
+        if message != self._last_error:
+            log.warning("serving certificate not reloaded", extra=fields(error=message))
+        self._last_error = message

@@ -1,0 +1,42 @@
+"""Fixtures every test folder shares: fixture payloads, development certificates, free ports."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+from controller import certs
+from support.paths import PROVIDER_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def dev_certs(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A CA and serving certificate for localhost, made once per test session."""
+    directory = tmp_path_factory.mktemp("certs")
+    certs.ensure_certificates(str(directory), certs.service_names("gitjob-webhook-admission",
+                                                                   "cattle-fleet-system"))
+    return directory
+
+
+@pytest.fixture
+def payload() -> "PayloadReader":
+    """Read a provider fixture's exact bytes: ``payload("github/push.json")``."""
+    return PayloadReader()
+
+
+class PayloadReader:
+    """Callable returning the bytes of a fixture under tests/fixtures/providers."""
+
+    def __call__(self, relative: str) -> bytes:
+        return (PROVIDER_FIXTURES / relative).read_bytes()
+
+
+@pytest.fixture(autouse=True)
+def _no_service_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never inherit the developer's GITJOB_WEBHOOK_* variables or kubeconfig."""
+    for name in list(os.environ):
+        if name.startswith("GITJOB_WEBHOOK_"):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("KUBECONFIG", raising=False)

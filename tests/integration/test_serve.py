@@ -1,0 +1,139 @@
+"""The service under real gunicorn: both listeners, TLS, health, metrics, graceful shutdown."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import warnings
+
+import pytest
+import requests
+
+from support.paths import EXAMPLE_GITREPOS
+from support import service
+from support.waiting import free_port, wait_for
+
+GITHUB_SIGNATURE = "sha256=abcee8ae5f5c28fc2e4d2a0ffe46115bf9dc9d7c2e34592846d9361fffb864d5"
+
+
+def _github_push(url: str, body: bytes, close: bool = False) -> requests.Response:
+    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1", "Content-Type": "application/json",
+               "X-Hub-Signature-256": GITHUB_SIGNATURE}
+    if close:
+        headers["Connection"] = "close"
+    return requests.post(url, data=body, timeout=10, headers=headers)
+
+
+def test_serve_all_runs_both_listeners_and_patches_a_gitrepo(run_service, dev_certs, payload):
+    receiver_port, admission_port = free_port(), free_port()
+    started = run_service("serve", "all", "--receiver-listen", f"127.0.0.1:{receiver_port}",
+                          "--admission-listen", f"127.0.0.1:{admission_port}", "--store", "offline",
+                          "--gitrepos", str(EXAMPLE_GITREPOS), "--tls-cert", str(dev_certs / "tls.crt"),
+                          "--tls-key", str(dev_certs / "tls.key"))
+    receiver, admission = f"http://127.0.0.1:{receiver_port}", f"https://127.0.0.1:{admission_port}"
+    service.wait_ready(receiver, started)
+    # verify= the generated CA: the handshake only succeeds if the chain and the 127.0.0.1 SAN verify.
+    service.wait_ready(admission, started, verify=str(dev_certs / "ca.crt"))
+
+    response = _github_push(receiver, payload("github/push.json"))
+
+    assert response.status_code == 200, response.text
+    assert response.json()["gitrepos"] == [{
+        "namespace": "fleet-default", "name": "sample-app", "result": "patched",
+        "ref": "refs/heads/master", "commit": "fd489864e7642b48eaad6e3f155c10e46810ec72"}]
+    assert started.stop() == 0
+
+
+def test_the_first_log_line_says_which_store_is_in_use(receiver):
+    first = json.loads(receiver.log().splitlines()[0])
+    assert first["msg"].startswith(f"store: offline ({EXAMPLE_GITREPOS}: 5 GitRepos")
+
+
+def test_the_admission_listener_refuses_tls_below_1_2(admission, dev_certs):
+    port = int(admission.admission.rsplit(":", 1)[1])
+    context = ssl.create_default_context(cafile=str(dev_certs / "ca.crt"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # asking for an old TLS on purpose
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+    # OpenSSL's default security level may refuse TLS 1.1 on the client side already: either way no
+    # TLS 1.1 session may come up.
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with pytest.raises(ssl.SSLError):
+            context.wrap_socket(raw, server_hostname="localhost")
+
+
+def test_the_admission_listener_negotiates_tls_1_2_or_newer_with_the_generated_ca(admission, dev_certs):
+    port = int(admission.admission.rsplit(":", 1)[1])
+    context = ssl.create_default_context(cafile=str(dev_certs / "ca.crt"))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="gitjob-webhook-admission.cattle-fleet-system.svc") as tls:
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_health_routes_answer_on_both_listeners(receiver, admission, path):
+    assert requests.get(receiver.receiver + path, timeout=5).status_code == 200
+    assert requests.get(admission.admission + path, timeout=5, verify=admission.ca_file).status_code == 200
+
+
+def test_metrics_count_requests_and_deliveries(receiver, payload):
+    _github_push(receiver.receiver, payload("github/push.json"))
+    text = requests.get(receiver.receiver + "/metrics", timeout=5).text
+    assert 'gitjob_webhook_deliveries_total{event="push",outcome="processed",provider="github"} 1.0' in text
+    assert 'gitjob_webhook_http_requests_total{listener="receiver",method="POST",route="/",status="200"} 1.0' \
+        in text
+
+
+def test_metrics_add_up_across_several_workers(run_service, payload):
+    port = free_port()
+    started = run_service("serve", "receiver", "--listen", f"127.0.0.1:{port}", "--store", "offline",
+                          "--gitrepos", str(EXAMPLE_GITREPOS), "--workers", "2", "--threads", "1")
+    url = f"http://127.0.0.1:{port}"
+    service.wait_ready(url, started)
+    for _ in range(6):
+        # A new connection each time (Connection: close), so both workers take deliveries.
+        assert _github_push(url, payload("github/push.json"), close=True).status_code == 200
+    pids = {line for line in started.log().splitlines() if "Booting worker" in line}
+    assert len(pids) == 2
+    text = requests.get(url + "/metrics", timeout=5, headers={"Connection": "close"}).text
+    assert 'gitjob_webhook_delivery_duration_seconds_count{provider="github"} 6.0' in text
+    assert 'gitjob_webhook_http_requests_total{listener="receiver",method="POST",route="/",status="200"} 6.0' \
+        in text
+
+
+def test_every_request_is_one_json_log_line_with_the_delivery_id(receiver, payload):
+    _github_push(receiver.receiver, payload("github/push.json"))
+
+    def request_line():
+        for line in receiver.log().splitlines():
+            entry = json.loads(line)
+            if entry.get("msg") == "request" and entry.get("method") == "POST":
+                return entry
+        return None
+    entry = wait_for(request_line, message="the request log line")
+    assert entry["path"] == "/" and entry["status"] == 200 and entry["delivery"] == "d-1"
+    assert isinstance(entry["duration_ms"], float)
+
+
+def test_sigterm_lets_an_in_flight_request_finish(receiver, payload):
+    body = payload("github/push.json")
+    port = int(receiver.receiver.rsplit(":", 1)[1])
+    connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+    head = (f"POST / HTTP/1.1\r\nHost: localhost\r\nX-GitHub-Event: push\r\nContent-Type: application/json\r\n"
+            f"X-Hub-Signature-256: {GITHUB_SIGNATURE}\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    connection.sendall(head + body[:100])
+    wait_for(lambda: "Booting worker" in receiver.log(), message="worker up")
+    receiver.process.send_signal(15)
+    wait_for(lambda: "Handling signal: term" in receiver.log(), message="SIGTERM handled")
+    connection.sendall(body[100:])
+    answer = b""
+    while chunk := connection.recv(65536):
+        answer += chunk
+    connection.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert b'"result":"patched"' in answer
+    assert receiver.process.wait(timeout=20) == 0
