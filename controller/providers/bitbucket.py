@@ -1,0 +1,116 @@
+"""Bitbucket Cloud deliveries (`X-Event-Key`, `X-Hook-UUID`, optional `X-Hub-Signature` HMAC)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from controller.providers.base import EventKind, Headers, PushEvent, RefChange, Verification
+from controller.providers.payloads import (
+    JsonObject,
+    decode_body,
+    header,
+    new_commit,
+    object_at,
+    objects_in,
+    present,
+    str_at,
+    unique_urls,
+)
+from controller.providers.signatures import hmac_signature, secret_key, token
+
+__all__ = ["BITBUCKET", "BitbucketCloud"]
+
+_REF_PREFIXES = {"branch": "refs/heads/", "tag": "refs/tags/", "annotated_tag": "refs/tags/"}
+# Bitbucket Server's "Test connection" event; Bitbucket Cloud has no event of that name, and
+# the Server ping body has no `eventKey` to tell it apart by.
+_SERVER_ONLY_EVENTS = frozenset({"diagnostics:ping"})
+
+
+def _has_cloud_body(body: bytes) -> bool:
+    """Bitbucket Server bodies carry a top-level `eventKey`, Cloud ones never do."""
+    if b'"eventKey"' not in body:
+        return True
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(payload, dict) and "eventKey" not in payload
+
+
+def _full_ref(state: JsonObject, path: str) -> str:
+    # Cloud names refs bare (`main`) with a type; Mercurial-era types (named_branch, bookmark)
+    # have no git ref.
+    prefix = _REF_PREFIXES.get(str_at(state, "type", path))
+    name = str_at(state, "name", path)
+    return f"{prefix}{name}" if prefix and name else ""
+
+
+def _changes(payload: JsonObject) -> tuple[RefChange, ...]:
+    changes = []
+    for path, change in objects_in(object_at(payload, "push"), "changes", "push"):
+        new = object_at(change, "new", path)
+        if new:
+            ref = _full_ref(new, f"{path}.new")
+            target = object_at(new, "target", f"{path}.new")
+            commit = new_commit(str_at(target, "hash", f"{path}.new.target"))
+        else:
+            # `new: null` is a deletion of the ref named by `old`.
+            ref = _full_ref(object_at(change, "old", path), f"{path}.old")
+            commit = ""
+        if ref:
+            changes.append(RefChange(ref=ref, commit=commit))
+    return tuple(changes)
+
+
+def _urls(payload: JsonObject) -> tuple[str, ...]:
+    links = object_at(object_at(payload, "repository"), "links", "repository")
+    html = object_at(links, "html", "repository.links")
+    return unique_urls(str_at(html, "href", "repository.links.html"))
+
+
+@dataclass(frozen=True)
+class BitbucketCloud:
+    """Bitbucket Cloud (bitbucket.org) webhooks."""
+
+    name: str = "bitbucket"
+    secret_keys: tuple[str, ...] = ("bitbucket",)
+
+    def recognises(self, headers: Headers, body: bytes) -> bool:
+        """`X-Hook-UUID`, or `X-Event-Key` with a body that is not Bitbucket Server's."""
+        if present(headers, "x-hook-uuid"):
+            return True
+        return (
+            present(headers, "x-event-key")
+            and header(headers, "x-event-key").strip() not in _SERVER_ONLY_EVENTS
+            and _has_cloud_body(body)
+        )
+
+    def verify(self, headers: Headers, body: bytes, secret: Mapping[str, bytes]) -> Verification:
+        """HMAC-SHA256 in `X-Hub-Signature` when sent, else `X-Hook-UUID` equals the key `bitbucket`."""
+        key = secret_key(secret, "bitbucket")
+        if key is None:
+            return Verification.NO_KEY
+        signature = header(headers, "x-hub-signature")
+        if signature:
+            return hmac_signature(signature, prefix="sha256=", algorithm="sha256", key=key, body=body)
+        return token(header(headers, "x-hook-uuid"), key)
+
+    def parse(self, headers: Headers, body: bytes) -> PushEvent:
+        """`repo:push` → PUSH with every changed ref; anything else → OTHER."""
+        payload = decode_body(headers, body, form_allowed=False)
+        event = header(headers, "x-event-key")
+        kind = EventKind.PUSH if event == "repo:push" else EventKind.OTHER
+        return PushEvent(
+            provider=self.name,
+            event=event,
+            kind=kind,
+            delivery_id=header(headers, "x-request-uuid"),
+            repo_urls=_urls(payload),
+            changes=_changes(payload) if kind is EventKind.PUSH else (),
+        )
+
+
+BITBUCKET = BitbucketCloud()
+"""The Bitbucket Cloud provider."""

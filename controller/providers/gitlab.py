@@ -1,0 +1,103 @@
+"""GitLab deliveries (`X-Gitlab-Event`, shared token in `X-Gitlab-Token`), project and system hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from controller.providers.base import EventKind, Headers, PushEvent, RefChange, Verification
+from controller.providers.payloads import (
+    JsonObject,
+    decode_body,
+    header,
+    new_commit,
+    object_at,
+    present,
+    str_at,
+    unique_urls,
+)
+from controller.providers.signatures import secret_key, token
+
+__all__ = ["GITLAB", "GitLab"]
+
+_PUSH_EVENTS = frozenset({"Push Hook", "Tag Push Hook"})
+_SYSTEM_HOOK = "System Hook"
+_SYSTEM_PUSH_KINDS = frozenset({"push", "tag_push"})
+
+
+def _is_push(event: str, payload: JsonObject) -> bool:
+    if event in _PUSH_EVENTS:
+        return True
+    # System hooks share one header value for every event; the body says which one it is.
+    return event == _SYSTEM_HOOK and bool(
+        {str_at(payload, "object_kind"), str_at(payload, "event_name")} & _SYSTEM_PUSH_KINDS
+    )
+
+
+def _changes(payload: JsonObject) -> tuple[RefChange, ...]:
+    ref = str_at(payload, "ref")
+    if not ref:
+        return ()
+    after = str_at(payload, "after")
+    checkout_sha = str_at(payload, "checkout_sha")
+    # GitLab marks a deletion with a null checkout_sha; for annotated tags checkout_sha is the
+    # commit while `after` is the tag object, so checkout_sha wins when it is given.
+    null_checkout = "checkout_sha" in payload and payload["checkout_sha"] is None
+    deleted = null_checkout or (bool(after) and not new_commit(after))
+    commit = "" if deleted else new_commit(checkout_sha or after)
+    return (RefChange(ref=ref, commit=commit),)
+
+
+def _urls(payload: JsonObject) -> tuple[str, ...]:
+    project = object_at(payload, "project")
+    urls = unique_urls(
+        str_at(project, "web_url", "project"),
+        str_at(project, "git_http_url", "project"),
+        str_at(project, "git_ssh_url", "project"),
+    )
+    if urls:
+        return urls
+    # Older payloads and some system hooks only carry the deprecated `repository` object.
+    repository = object_at(payload, "repository")
+    return unique_urls(
+        str_at(repository, "homepage", "repository"),
+        str_at(repository, "git_http_url", "repository"),
+        str_at(repository, "git_ssh_url", "repository"),
+    )
+
+
+@dataclass(frozen=True)
+class GitLab:
+    """GitLab.com and self-managed GitLab webhooks, including system hooks."""
+
+    name: str = "gitlab"
+    secret_keys: tuple[str, ...] = ("gitlab",)
+
+    def recognises(self, headers: Headers, body: bytes) -> bool:
+        """A delivery carrying `X-Gitlab-Event`."""
+        return present(headers, "x-gitlab-event")
+
+    def verify(self, headers: Headers, body: bytes, secret: Mapping[str, bytes]) -> Verification:
+        """`X-Gitlab-Token` equals the Secret key `gitlab` (GitLab signs nothing)."""
+        key = secret_key(secret, "gitlab")
+        if key is None:
+            return Verification.NO_KEY
+        return token(header(headers, "x-gitlab-token"), key)
+
+    def parse(self, headers: Headers, body: bytes) -> PushEvent:
+        """`Push Hook`, `Tag Push Hook` and push/tag-push system hooks → PUSH; anything else → OTHER."""
+        payload = decode_body(headers, body, form_allowed=False)
+        event = header(headers, "x-gitlab-event")
+        kind = EventKind.PUSH if _is_push(event, payload) else EventKind.OTHER
+        return PushEvent(
+            provider=self.name,
+            event=event,
+            kind=kind,
+            delivery_id=header(headers, "x-gitlab-event-uuid") or header(headers, "x-gitlab-webhook-uuid"),
+            repo_urls=_urls(payload),
+            changes=_changes(payload) if kind is EventKind.PUSH else (),
+        )
+
+
+GITLAB = GitLab()
+"""The GitLab provider."""

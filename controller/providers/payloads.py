@@ -1,0 +1,160 @@
+"""Reading a delivery body: Content-Type handling, JSON decoding and defensive field access.
+
+Payloads are never trusted to have the documented shape. Every read goes through the
+accessors below, which treat a missing or null field as empty and raise `MalformedDelivery`
+naming the JSON path when a field has the wrong type.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from urllib.parse import parse_qsl
+
+from controller.providers.base import Headers, MalformedDelivery, UnsupportedContentType
+
+__all__ = [
+    "JsonObject",
+    "bool_at",
+    "decode_body",
+    "header",
+    "list_at",
+    "new_commit",
+    "object_at",
+    "objects_in",
+    "present",
+    "str_at",
+    "unique_urls",
+]
+
+JsonObject = Mapping[str, object]
+"""A decoded JSON object."""
+
+_JSON_TYPES = frozenset({"", "application/json"})
+_FORM_TYPE = "application/x-www-form-urlencoded"
+# GitHub's form deliveries carry a single field; a cap keeps parse_qsl's work bounded.
+_MAX_FORM_FIELDS = 16
+
+
+def header(headers: Headers, name: str) -> str:
+    """The value of a lower-cased header name, or "" when absent."""
+    return headers.get(name, "")
+
+
+def present(headers: Headers, name: str) -> bool:
+    """True when the header is sent with a non-blank value (an empty value does not count)."""
+    return bool(header(headers, name).strip())
+
+
+def decode_body(headers: Headers, body: bytes, *, form_allowed: bool) -> JsonObject:
+    """Decode the body to a JSON object according to its Content-Type.
+
+    `application/json` (any parameters) and a missing Content-Type are JSON; a form body
+    (`payload=<json>`) is accepted only for providers that send one (`form_allowed`).
+    """
+    media_type = header(headers, "content-type").split(";", 1)[0].strip().lower()
+    if media_type in _JSON_TYPES:
+        raw: bytes | str = body
+    elif media_type == _FORM_TYPE and form_allowed:
+        raw = _form_payload(body)
+    else:
+        raise UnsupportedContentType(f"unsupported Content-Type {media_type[:64]!r}")
+    return _json_object(raw)
+
+
+def _form_payload(body: bytes) -> str:
+    try:
+        fields = parse_qsl(
+            body.decode("ascii"),
+            keep_blank_values=True,
+            strict_parsing=True,
+            errors="strict",
+            max_num_fields=_MAX_FORM_FIELDS,
+        )
+    except ValueError as error:
+        raise MalformedDelivery("form body is not valid application/x-www-form-urlencoded") from error
+    payloads = [value for name, value in fields if name == "payload"]
+    if len(payloads) != 1:
+        raise MalformedDelivery("form body must carry exactly one 'payload' field")
+    return payloads[0]
+
+
+def _json_object(raw: bytes | str) -> JsonObject:
+    if not raw:
+        raise MalformedDelivery("empty body")
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as error:
+        # ValueError covers bad JSON, bad UTF-8 and over-long integers; RecursionError deep nesting.
+        raise MalformedDelivery("body is not valid JSON") from error
+    if not isinstance(value, dict):
+        raise MalformedDelivery("body is not a JSON object")
+    return value
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _wrong_type(path: str, expected: str) -> MalformedDelivery:
+    return MalformedDelivery(f"{path} must be {expected}")
+
+
+def object_at(parent: JsonObject, key: str, path: str = "") -> JsonObject:
+    """The object at `parent[key]`; {} when missing or null."""
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _wrong_type(_join(path, key), "an object")
+    return value
+
+
+def str_at(parent: JsonObject, key: str, path: str = "") -> str:
+    """The string at `parent[key]`; "" when missing or null."""
+    value = parent.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _wrong_type(_join(path, key), "a string")
+    return value
+
+
+def bool_at(parent: JsonObject, key: str, path: str = "") -> bool:
+    """The boolean at `parent[key]`; False when missing or null."""
+    value = parent.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _wrong_type(_join(path, key), "a boolean")
+    return value
+
+
+def list_at(parent: JsonObject, key: str, path: str = "") -> Sequence[object]:
+    """The array at `parent[key]`; () when missing or null."""
+    value = parent.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _wrong_type(_join(path, key), "an array")
+    return value
+
+
+def objects_in(parent: JsonObject, key: str, path: str = "") -> Iterator[tuple[str, JsonObject]]:
+    """Each element of the array at `parent[key]` with its JSON path; every element must be an object."""
+    array_path = _join(path, key)
+    for index, item in enumerate(list_at(parent, key, path)):
+        item_path = f"{array_path}[{index}]"
+        if not isinstance(item, dict):
+            raise _wrong_type(item_path, "an object")
+        yield item_path, item
+
+
+def new_commit(sha: str) -> str:
+    """The commit a ref now points at: "" for the all-zero SHA that providers send on deletion."""
+    return "" if sha.strip("0") == "" else sha
+
+
+def unique_urls(*candidates: str) -> tuple[str, ...]:
+    """Non-empty URLs in order, each once."""
+    return tuple(dict.fromkeys(url for url in candidates if url))
