@@ -1,0 +1,87 @@
+"""Which GitRepos a delivery concerns: URL keys looked up in the index, then the ref rule.
+
+Pure functions over a lookup callable, shared by the receiver and ``explain``. No regular
+expression is built from payload text: a payload URL becomes a key, and a key matches only the
+GitRepos whose own URL normalises to exactly that key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from controller.gitrepos import GitRepo
+from controller.providers.base import PushEvent, RefChange
+from controller.urls import repo_key
+
+Lookup = Callable[[str], Sequence[GitRepo]]
+
+_COMMIT = re.compile(r"^[0-9a-fA-F]{7,64}$")
+_TAG_PREFIX = "refs/tags/"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A GitRepo a push concerns, with the ref change that concerns it."""
+
+    gitrepo: GitRepo
+    change: RefChange
+
+
+def payload_keys(event: PushEvent) -> tuple[str, ...]:
+    """The distinct repository keys of every URL the payload offers, in payload order."""
+    keys = (repo_key(url) for url in event.repo_urls)
+    return tuple(dict.fromkeys(key for key in keys if key is not None))
+
+
+def trackers(keys: Iterable[str], lookup: Lookup) -> list[GitRepo]:
+    """Every GitRepo whose repository is one of ``keys``, each once, sorted by namespace/name."""
+    found: dict[tuple[str, str], GitRepo] = {}
+    for key in keys:
+        for gitrepo in lookup(key):
+            found.setdefault((gitrepo.namespace, gitrepo.name), gitrepo)
+    return [found[ident] for ident in sorted(found)]
+
+
+def ref_mismatch(gitrepo: GitRepo, change: RefChange) -> str | None:
+    """Why this ref change does not concern the GitRepo, or None when it does."""
+    if gitrepo.revision:
+        revision = gitrepo.revision.removeprefix(_TAG_PREFIX)
+        if change.tag is not None and change.tag == revision:
+            return None if not change.deleted else f"tag {change.tag} was deleted"
+        if _COMMIT.match(gitrepo.revision):
+            return f"pinned to commit {gitrepo.revision[:12]}, which a push cannot move"
+        return f"tracks revision {gitrepo.revision}, the push is {_describe(change)}"
+    wanted = gitrepo.tracked_branch
+    if change.branch != wanted:
+        default = " (no spec.branch: Fleet follows master)" if not gitrepo.branch else ""
+        return f"tracks branch {wanted}{default}, the push is {_describe(change)}"
+    if change.deleted:
+        return f"branch {wanted} was deleted"
+    return None
+
+
+def targets(event: PushEvent, candidates: Iterable[GitRepo]) -> tuple[list[Target], dict[str, str]]:
+    """Split candidate GitRepos into targets (with their change) and the reason each other is not."""
+    chosen: list[Target] = []
+    reasons: dict[str, str] = {}
+    for gitrepo in candidates:
+        mismatches = []
+        for change in event.changes:
+            mismatch = ref_mismatch(gitrepo, change)
+            if mismatch is None:
+                chosen.append(Target(gitrepo, change))
+                break
+            mismatches.append(mismatch)
+        else:
+            reasons[gitrepo.ref] = "; ".join(dict.fromkeys(mismatches)) or "the push changed no ref"
+    return chosen, reasons
+
+
+def _describe(change: RefChange) -> str:
+    if change.branch is not None:
+        return f"to branch {change.branch}"
+    if change.tag is not None:
+        return f"of tag {change.tag}"
+    return f"of {change.ref}"

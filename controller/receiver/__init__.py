@@ -1,0 +1,1 @@
+"""The receiver: provider deliveries in, GitRepo status patches out."""

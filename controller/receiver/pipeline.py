@@ -1,0 +1,222 @@
+"""One delivery, start to finish: recognise, parse, match, verify, write, answer.
+
+No write happens before the delivery has verified against every secret that applies to what it
+would write. The pipeline never sees Flask: it takes a :class:`Delivery` and returns a
+:class:`Reply` or raises a :class:`~controller.errors.ServiceError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from controller import matching, metrics
+from controller.errors import BadRequest, Unauthorized, Unavailable, UnsupportedMediaType
+from controller.gitrepos import GitRepo
+from controller.logs import fields
+from controller.providers import detect
+from controller.providers.base import (EventKind, Headers, MalformedDelivery, Provider, PushEvent,
+                                       UnsupportedContentType)
+from controller.receiver.authentication import SecretRef, Verdict, check, secret_for
+from controller.receiver.limits import DeliveryMemory
+from controller.settings import Settings
+from controller.store import GitRepoGone, Store, StoreError, StoreUnavailable
+
+log = logging.getLogger("gitjob_webhook.receiver")
+
+RETRY_AFTER_SECONDS = "30"
+_PROVIDER_HEADERS = "X-GitHub-Event, X-Gitlab-Event, X-Gogs-Event, X-Gitea-Event, X-Forgejo-Event, " \
+                    "X-Hook-UUID / X-Event-Key (Bitbucket) or X-Vss-ActivityId (Azure DevOps)"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the HTTP layer hands over: lower-cased headers and the raw body."""
+
+    headers: Headers
+    body: bytes
+
+
+@dataclass
+class Reply:
+    """The answer: status and JSON body."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GitRepoResult:
+    """What happened to one GitRepo the push concerned."""
+
+    gitrepo: GitRepo
+    result: str   # patched, current, failed, unauthorized
+    commit: str
+    ref: str
+    detail: str = ""
+
+
+class Receiver:
+    """The receiver's core, bound to a store and settings; one per worker process."""
+
+    def __init__(self, settings: Settings, store: Store, memory: DeliveryMemory | None = None,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.settings = settings
+        self.store = store
+        self.memory = memory or DeliveryMemory()
+        self.now = now
+        # Offline, the caller is the operator at the console: names are no secret to them.
+        self.show_names_always = store.offline
+
+    def handle(self, delivery: Delivery) -> Reply:
+        """Process one delivery; errors are raised as ServiceError subclasses."""
+        started = time.perf_counter()
+        provider = detect(delivery.headers, delivery.body)
+        if provider is None:
+            metrics.DELIVERIES.labels("unknown", "", "rejected").inc()
+            raise BadRequest(f"unknown sender: none of the provider headers ({_PROVIDER_HEADERS}) "
+                             "is present")
+        event = self._parse(provider, delivery)
+        try:
+            reply = self._process(provider, event, delivery)
+        except (Unauthorized, Unavailable) as error:
+            metrics.DELIVERIES.labels(provider.name, event.event, error.code).inc()
+            raise
+        finally:
+            metrics.DELIVERY_DURATION.labels(provider.name).observe(time.perf_counter() - started)
+        metrics.DELIVERIES.labels(provider.name, event.event, reply.body["outcome"]).inc()
+        return reply
+
+    def _parse(self, provider: Provider, delivery: Delivery) -> PushEvent:
+        try:
+            return provider.parse(delivery.headers, delivery.body)
+        except UnsupportedContentType as error:
+            metrics.DELIVERIES.labels(provider.name, "", "rejected").inc()
+            raise UnsupportedMediaType(f"{provider.name}: {error}") from None
+        except MalformedDelivery as error:
+            metrics.DELIVERIES.labels(provider.name, "", "rejected").inc()
+            raise BadRequest(f"{provider.name} delivery is malformed: {error}") from None
+
+    def _process(self, provider: Provider, event: PushEvent, delivery: Delivery) -> Reply:
+        keys = matching.payload_keys(event)
+        candidates = matching.trackers(keys, self.store.gitrepos_for)
+        targets: list[matching.Target] = []
+        if event.kind is EventKind.PUSH:
+            targets, _ = matching.targets(event, candidates)
+
+        namespace = self.settings.namespace
+        if targets:
+            secrets = [secret_for(target.gitrepo, namespace) for target in targets]
+        else:
+            secrets = [SecretRef(namespace, "gitjob-webhook")] + \
+                [secret_for(gitrepo, namespace) for gitrepo in candidates if gitrepo.webhook_secret]
+        verdicts = check(provider, delivery.headers, delivery.body, secrets, self.store.secret)
+        authenticated = any(verdict.verified for verdict in verdicts.values())
+        self._authorize(provider, event, verdicts, authenticated)
+
+        base = {"provider": provider.name, "event": event.event, "delivery": event.delivery_id,
+                "authenticated": authenticated}
+        if event.kind is EventKind.PING:
+            return Reply(200, {"outcome": "ping", **base, "message": "pong: the delivery was understood"
+                               + (" and verified" if authenticated else "")})
+        if event.kind is EventKind.OTHER:
+            return Reply(200, {"outcome": "ignored", **base,
+                               "message": f"{provider.name} event {event.event!r} does not trigger a sync"})
+
+        digest = hashlib.sha256(delivery.body).hexdigest()
+        base["refs"] = [{"ref": change.ref, "commit": change.commit} for change in event.changes]
+        if self.memory.seen(provider.name, event.delivery_id, digest):
+            return Reply(200, {"outcome": "duplicate", **base,
+                               "message": "this delivery was already processed; nothing written"})
+
+        allowed = [target for target in targets
+                   if _allowed(verdicts[secret_for(target.gitrepo, namespace)], self.settings)]
+        results = self._write(provider, event, allowed)
+        results += [GitRepoResult(t.gitrepo, "unauthorized", t.change.commit, t.change.ref,
+                                  "signed with another secret") for t in targets if t not in allowed]
+        return self._answer(event, base, results, digest, authenticated, bool(candidates))
+
+    def _authorize(self, provider: Provider, event: PushEvent, verdicts: dict[SecretRef, Verdict],
+                   authenticated: bool) -> None:
+        applying = [verdict for verdict in verdicts.values() if verdict.applies]
+        if applying and not authenticated:
+            problem = applying[0].problem(provider)
+            log.warning("delivery rejected", extra=fields(
+                provider=provider.name, event=event.event, delivery=event.delivery_id,
+                secrets=[str(v.secret) for v in applying], reason=problem))
+            raise Unauthorized(f"{provider.name} delivery not authenticated: {problem}")
+        if not applying:
+            if self.settings.require_signature:
+                raise Unauthorized("no secret is configured for this repository and --require-signature "
+                                   "is set: create the gitjob-webhook Secret or a GitRepo webhookSecret")
+            metrics.UNAUTHENTICATED.labels(provider.name).inc()
+            log.warning("unauthenticated delivery accepted: no secret applies; create the "
+                        "gitjob-webhook Secret or set spec.webhookSecret", extra=fields(
+                            provider=provider.name, event=event.event, delivery=event.delivery_id))
+
+    def _write(self, provider: Provider, event: PushEvent,
+               targets: list[matching.Target]) -> list[GitRepoResult]:
+        results: list[GitRepoResult] = []
+        unavailable = ""
+        for target in targets:
+            gitrepo, change = target.gitrepo, target.change
+            if gitrepo.webhook_commit == change.commit:
+                results.append(GitRepoResult(gitrepo, "current", change.commit, change.ref))
+                continue
+            if unavailable:
+                # The API server already failed this delivery: do not spend the sender's timeout again.
+                results.append(GitRepoResult(gitrepo, "failed", change.commit, change.ref, unavailable))
+                continue
+            try:
+                self.store.patch_status(gitrepo, change.commit, self.now())
+            except StoreUnavailable as error:
+                unavailable = str(error)
+                results.append(GitRepoResult(gitrepo, "failed", change.commit, change.ref, unavailable))
+                continue
+            except GitRepoGone:
+                continue
+            except StoreError as error:
+                results.append(GitRepoResult(gitrepo, "failed", change.commit, change.ref, str(error)))
+                continue
+            results.append(GitRepoResult(gitrepo, "patched", change.commit, change.ref))
+            self.store.record_event(gitrepo, "WebhookReceived",
+                                    f"{provider.name} push to {change.ref} at {change.commit[:12]}"
+                                    + (f" (delivery {event.delivery_id})" if event.delivery_id else ""))
+        for result in results:
+            metrics.GITREPO_PATCHES.labels(result.result).inc()
+            log.info("gitrepo", extra=fields(gitrepo=result.gitrepo.ref, result=result.result,
+                                             commit=result.commit, ref=result.ref,
+                                             delivery=event.delivery_id, detail=result.detail or None))
+        return results
+
+    def _answer(self, event: PushEvent, base: dict[str, Any], results: list[GitRepoResult], digest: str,
+                authenticated: bool, tracked: bool) -> Reply:
+        counts = {name: sum(1 for r in results if r.result == name)
+                  for name in ("patched", "current", "failed", "unauthorized")}
+        body: dict[str, Any] = {"outcome": "processed", **base, "summary": counts}
+        if authenticated or self.show_names_always:
+            body["gitrepos"] = [{"namespace": r.gitrepo.namespace, "name": r.gitrepo.name,
+                                 "result": r.result, "ref": r.ref, "commit": r.commit}
+                                for r in results if r.result != "unauthorized"]
+        if not results:
+            body["message"] = ("no GitRepo tracks this ref" if tracked else
+                               "no GitRepo tracks this repository") + \
+                "; `gitjob-webhook explain` shows why for each GitRepo"
+        if counts["failed"]:
+            body["message"] = "Kubernetes did not accept every status patch; redeliver to retry"
+            return Reply(503, body, {"Retry-After": RETRY_AFTER_SECONDS})
+        self.memory.remember(base["provider"], event.delivery_id, digest)
+        return Reply(200, body)
+
+
+def _allowed(verdict: Verdict, settings: Settings) -> bool:
+    if verdict.applies:
+        return verdict.verified
+    return not settings.require_signature
+
