@@ -61,7 +61,7 @@ def serve_command(listener: str, settings: Settings) -> int:
             from controller.receiver.app import create_app
             return create_app(settings, store)
         from controller.admission.app import create_app as create_admission_app
-        return create_admission_app(settings, store, context)
+        return create_admission_app(settings, store)
 
     log.info(f"{listener} listening", extra=fields(
         address=str(settings.listen), tls=context is not None, workers=settings.workers,

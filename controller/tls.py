@@ -58,11 +58,6 @@ class ReloadingContext:
         self.front = server_context(cert_file, key_file)
         self.front.sni_callback = self._select
 
-    @property
-    def loaded(self) -> bool:
-        """True while the last load attempt succeeded."""
-        return not self._last_error
-
     def current(self) -> ssl.SSLContext:
         """The context for the files as they are now; keeps the previous one if they do not load."""
         try:

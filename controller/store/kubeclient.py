@@ -1,0 +1,26 @@
+"""A ``kubernetes`` ApiClient from ``--kubeconfig``, the in-cluster service account, or the default kubeconfig."""
+
+from __future__ import annotations
+
+from kubernetes import client, config
+from kubernetes.config.config_exception import ConfigException
+
+IN_CLUSTER = "in-cluster"
+
+
+class KubeConfigError(Exception):
+    """No usable cluster configuration; the message names the source and the problem."""
+
+
+def api_client(source: str | None) -> client.ApiClient:
+    """An ApiClient for ``source``: a kubeconfig path, ``in-cluster``, or None for the default kubeconfig."""
+    try:
+        if source == IN_CLUSTER:
+            configuration = client.Configuration()
+            config.load_incluster_config(client_configuration=configuration)
+            return client.ApiClient(configuration)
+        return config.new_client_from_config(config_file=source)
+    except ConfigException as error:
+        raise KubeConfigError(f"{source or 'kubeconfig'}: {error}") from None
+    except OSError as error:
+        raise KubeConfigError(f"{source or 'kubeconfig'}: {error.strerror or error}") from None

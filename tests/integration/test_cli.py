@@ -1,0 +1,95 @@
+"""Command-line mistakes end with one line naming the problem and exit status 2 (1 at run time)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+
+import pytest
+
+from support.paths import EXAMPLE_GITREPOS
+from support.service import command
+
+
+def _run(*arguments: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command(*arguments), capture_output=True, text=True, timeout=timeout,
+                          env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"})
+
+
+def _assert_one_line_error(result: subprocess.CompletedProcess[str], status: int, *expected: str) -> None:
+    assert result.returncode == status, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("gitjob-webhook: error: ")
+    for text in expected:
+        assert text in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("arguments", "expected"), [
+    pytest.param(("frobnicate",), "invalid choice: 'frobnicate'", id="unknown subcommand"),
+    pytest.param(("serve",), "the following arguments are required", id="serve without listener"),
+    pytest.param(("serve", "receiver", "--colour", "blue"), "unrecognized arguments: --colour",
+                 id="unknown option"),
+    pytest.param(("serve", "receiver", "--webhook-mode", "sometimes"), "--webhook-mode: 'sometimes'",
+                 id="bad option value"),
+    pytest.param(("serve", "admission", "--listen", "127.0.0.1:1"), "needs --tls-cert and --tls-key",
+                 id="admission without certificate"),
+    pytest.param(("explain", "--provider", "github"), "--payload", id="explain without payload"),
+])
+def test_a_usage_mistake_is_one_line_and_status_2(arguments, expected):
+    _assert_one_line_error(_run(*arguments), 2, expected)
+
+
+def test_an_unreadable_certificate_is_named(tmp_path):
+    result = _run("serve", "admission", "--tls-cert", str(tmp_path / "none.crt"),
+                  "--tls-key", str(tmp_path / "none.key"))
+    _assert_one_line_error(result, 2, "--tls-cert/--tls-key", "none.crt", "No such file")
+
+
+def test_a_key_that_does_not_match_the_certificate_is_named(dev_certs):
+    result = _run("serve", "admission", "--tls-cert", str(dev_certs / "tls.crt"),
+                  "--tls-key", str(dev_certs / "ca.key"))
+    _assert_one_line_error(result, 2, "key does not match the certificate")
+
+
+def test_a_file_that_is_not_a_certificate_is_named(tmp_path):
+    (tmp_path / "x.crt").write_text("hello")
+    result = _run("serve", "admission", "--tls-cert", str(tmp_path / "x.crt"),
+                  "--tls-key", str(tmp_path / "x.crt"))
+    _assert_one_line_error(result, 2, "x.crt", "not a PEM certificate and key")
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    pytest.param("a: [b", "not valid YAML", id="not YAML"),
+    pytest.param("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", "is not a GitRepo", id="wrong kind"),
+])
+def test_a_bad_gitrepos_file_is_named(tmp_path, content, expected):
+    path = tmp_path / "gitrepos.yaml"
+    path.write_text(content)
+    result = _run("serve", "receiver", "--store", "offline", "--gitrepos", str(path), "--listen", "127.0.0.1:1")
+    _assert_one_line_error(result, 2, str(path), expected)
+
+
+def test_a_port_in_use_is_a_runtime_failure(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _run("serve", "receiver", "--store", "offline", "--gitrepos", str(EXAMPLE_GITREPOS),
+                      "--listen", f"127.0.0.1:{port}")
+    _assert_one_line_error(result, 1, f"cannot listen on 127.0.0.1:{port}", "in use")
+
+
+def test_certs_writes_the_three_files_and_reports_what_it_did(tmp_path):
+    result = _run("certs", "--out", str(tmp_path / "c"), "--host", "webhook.example.com")
+    assert result.returncode == 0, result.stderr
+    assert "CA created, serving certificate created" in result.stdout
+    assert {p.name for p in (tmp_path / "c").iterdir()} == {"ca.crt", "ca.key", "tls.crt", "tls.key"}
+    again = _run("certs", "--out", str(tmp_path / "c"), "--host", "webhook.example.com")
+    assert "CA kept, serving certificate kept" in again.stdout
+
+
+def test_certs_into_an_unwritable_place_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    _assert_one_line_error(_run("certs", "--out", str(tmp_path / "file" / "c")), 2, "cannot create directory")
