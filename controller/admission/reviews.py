@@ -1,0 +1,470 @@
+"""AdmissionReview wire shapes, parsing into a `Review`, and the one response builder.
+
+Two error kinds, kept apart on purpose: a review the API server should never have sent
+(malformed JSON, wrong kind, no uid...) raises `BadReview` and becomes HTTP 400; an object
+that breaks a rule is an ordinary `Decision` with ``allowed=False`` and travels back in a
+normal HTTP 200 AdmissionReview. Nothing here does I/O or imports flask or kubernetes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar, Final, Literal, NotRequired, TypedDict, cast
+
+__all__ = [
+    "API_VERSIONS",
+    "DEFAULT_MAX_BYTES",
+    "MAX_WARNING_CHARS",
+    "OPERATIONS",
+    "AdmissionRequest",
+    "AdmissionResponse",
+    "AdmissionReviewRequest",
+    "AdmissionReviewResponse",
+    "BadReview",
+    "Decision",
+    "GroupVersionKind",
+    "GroupVersionResource",
+    "Kind",
+    "Operation",
+    "PatchOperation",
+    "Resource",
+    "ResponseStatus",
+    "Review",
+    "User",
+    "UserInfo",
+    "build_response",
+    "parse_review",
+]
+
+API_VERSIONS: Final = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+"""AdmissionReview versions we understand; the response echoes whichever was sent."""
+
+OPERATIONS: Final = ("CREATE", "UPDATE", "DELETE", "CONNECT")
+"""Every operation an AdmissionReview may carry."""
+
+DEFAULT_MAX_BYTES: Final = 3 * 1024 * 1024
+"""Largest review body parsed: the API server's own request-body limit is 3 MiB."""
+
+MAX_WARNING_CHARS: Final = 120
+"""The admission API asks for warnings of at most 120 characters."""
+
+Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+"""The operation being admitted."""
+
+
+# --- wire shapes (admission.k8s.io/v1; v1beta1 has the same fields) -----------------
+
+
+class GroupVersionKind(TypedDict):
+    """``request.kind`` / ``request.requestKind`` on the wire."""
+
+    group: str
+    version: str
+    kind: str
+
+
+class GroupVersionResource(TypedDict):
+    """``request.resource`` / ``request.requestResource`` on the wire."""
+
+    group: str
+    version: str
+    resource: str
+
+
+class UserInfo(TypedDict, total=False):
+    """``request.userInfo``: the authenticated caller."""
+
+    username: str
+    uid: str
+    groups: list[str]
+    extra: dict[str, list[str]]
+
+
+class AdmissionRequest(TypedDict):
+    """``AdmissionReview.request`` as the API server sends it."""
+
+    uid: str
+    kind: GroupVersionKind
+    resource: GroupVersionResource
+    subResource: NotRequired[str]
+    requestKind: NotRequired[GroupVersionKind]
+    requestResource: NotRequired[GroupVersionResource]
+    requestSubResource: NotRequired[str]
+    name: NotRequired[str]
+    namespace: NotRequired[str]
+    operation: Operation
+    userInfo: UserInfo
+    object: NotRequired[dict[str, Any] | None]
+    oldObject: NotRequired[dict[str, Any] | None]
+    dryRun: NotRequired[bool]
+    options: NotRequired[dict[str, Any] | None]
+
+
+class AdmissionReviewRequest(TypedDict):
+    """The body the API server POSTs to the webhook."""
+
+    apiVersion: str
+    kind: Literal["AdmissionReview"]
+    request: AdmissionRequest
+
+
+class ResponseStatus(TypedDict):
+    """``response.status``: a metav1.Status, only sent (and only read) when denied."""
+
+    code: int
+    message: str
+    reason: NotRequired[str]
+    status: Literal["Failure"]
+
+
+class AdmissionResponse(TypedDict):
+    """``AdmissionReview.response``."""
+
+    uid: str
+    allowed: bool
+    status: NotRequired[ResponseStatus]
+    patchType: NotRequired[Literal["JSONPatch"]]
+    patch: NotRequired[str]
+    warnings: NotRequired[list[str]]
+    auditAnnotations: dict[str, str]
+
+
+class AdmissionReviewResponse(TypedDict):
+    """The body the webhook answers with (HTTP 200)."""
+
+    apiVersion: str
+    kind: Literal["AdmissionReview"]
+    response: AdmissionResponse
+
+
+class PatchOperation(TypedDict):
+    """One RFC 6902 operation, as produced by ``jsonpatch.make_patch``."""
+
+    op: str
+    path: str
+    value: NotRequired[Any]
+    # "from" is a keyword, so moves and copies cannot be spelled here; we never emit them.
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+class BadReview(Exception):
+    """The AdmissionReview itself is malformed: the HTTP layer answers 400 ``{"error": reason}``.
+
+    Not to be used for a bad *object*; that is a denial (`Decision` with ``allowed=False``).
+    """
+
+    http_status: ClassVar[int] = 400
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def as_json(self) -> dict[str, str]:
+        """The JSON error body the HTTP layer sends."""
+        return {"error": self.reason}
+
+
+# --- values ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A group/version/kind triple (group ``""`` is the core API group)."""
+
+    group: str
+    version: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A group/version/resource triple (group ``""`` is the core API group)."""
+
+    group: str
+    version: str
+    resource: str
+
+
+@dataclass(frozen=True)
+class User:
+    """Who made the request, from ``request.userInfo``."""
+
+    username: str = ""
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+    extra: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Review:
+    """A validated, read-only view of one AdmissionReview request.
+
+    ``object`` and ``old_object`` are the parsed JSON objects; treat them as read-only
+    (they are typed as Mappings) and deep-copy before building a changed version.
+    """
+
+    api_version: str
+    uid: str
+    operation: Operation
+    kind: Kind
+    resource: Resource
+    sub_resource: str = ""
+    request_kind: Kind | None = None
+    request_resource: Resource | None = None
+    request_sub_resource: str = ""
+    name: str = ""
+    namespace: str = ""
+    user: User = field(default_factory=User)
+    object: Mapping[str, Any] | None = None
+    old_object: Mapping[str, Any] | None = None
+    dry_run: bool = False
+    options: Mapping[str, Any] | None = None
+
+    @property
+    def object_name(self) -> str:
+        """``request.name``, else ``metadata.name`` of the object (``name`` is empty on some CREATEs)."""
+        if self.name:
+            return self.name
+        for candidate in (self.object, self.old_object):
+            metadata = candidate.get("metadata") if candidate is not None else None
+            if isinstance(metadata, Mapping) and isinstance(metadata.get("name"), str):
+                return cast(str, metadata["name"])
+        return ""
+
+
+# A qualified-name "name" part: the API server prefixes our keys with "<webhook>/" and
+# silently drops annotations whose key is not a valid qualified name.
+_AUDIT_KEY = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a webhook decided about one review; `build_response` turns it into JSON.
+
+    ``reasons`` are short, stable ids (``"unknown-key"``, ``"defaulted-polling-interval"``)
+    for metrics and logs; ``audit`` holds the audit annotations (keys without a prefix).
+    """
+
+    allowed: bool
+    patch: tuple[PatchOperation, ...] = ()
+    warnings: tuple[str, ...] = ()
+    code: int | None = None
+    message: str = ""
+    reasons: tuple[str, ...] = ()
+    audit: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        # Programming errors, caught in tests: the API server would reject such responses.
+        if not self.allowed and self.patch:
+            raise ValueError("a denial cannot carry a patch")
+        if self.code is not None and not 400 <= self.code <= 599:
+            raise ValueError(f"denial code {self.code} is not an HTTP error status")
+        for key, value in self.audit.items():
+            if not _AUDIT_KEY.match(key) or not isinstance(value, str):
+                raise ValueError(f"audit annotation {key!r} needs a qualified-name key and a str value")
+
+
+# --- parsing --------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; Python accepts them by default and would later
+    # write them back into a patch the API server cannot read.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _optional_str(request: Mapping[str, Any], key: str) -> str:
+    value = request.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadReview(f"request.{key} must be a string")
+    return value
+
+
+def _optional_object(request: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    value = request.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadReview(f"request.{key} must be an object or null")
+    return cast(dict[str, Any], value)
+
+
+def _triple(
+    request: Mapping[str, Any], key: str, last: str, *, required: bool
+) -> tuple[str, str, str] | None:
+    value = request.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, dict):
+        raise BadReview(f"request.{key} must be an object with group, version and {last}")
+    group = value.get("group", "")  # the core group is "", and some senders omit it
+    version = value.get("version")
+    name = value.get(last)
+    if not isinstance(group, str) or not isinstance(version, str) or not isinstance(name, str):
+        raise BadReview(f"request.{key} must have string group, version and {last}")
+    if not version or not name:
+        raise BadReview(f"request.{key}.version and request.{key}.{last} must not be empty")
+    return group, version, name
+
+
+def _kind(request: Mapping[str, Any], key: str, *, required: bool) -> Kind | None:
+    triple = _triple(request, key, "kind", required=required)
+    return None if triple is None else Kind(*triple)
+
+
+def _resource(request: Mapping[str, Any], key: str, *, required: bool) -> Resource | None:
+    triple = _triple(request, key, "resource", required=required)
+    return None if triple is None else Resource(*triple)
+
+
+def _string_list(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise BadReview(f"{where} must be a list of strings")
+    return tuple(value)
+
+
+def _user(request: Mapping[str, Any]) -> User:
+    info = request.get("userInfo")
+    if info is None:
+        return User()
+    if not isinstance(info, dict):
+        raise BadReview("request.userInfo must be an object")
+    username = _optional_str(info, "username")
+    uid = _optional_str(info, "uid")
+    groups = _string_list(info.get("groups"), "request.userInfo.groups")
+    raw_extra = info.get("extra")
+    if raw_extra is not None and not isinstance(raw_extra, dict):
+        raise BadReview("request.userInfo.extra must be an object")
+    extra = {
+        key: _string_list(value, "request.userInfo.extra values") for key, value in (raw_extra or {}).items()
+    }
+    return User(username=username, uid=uid, groups=groups, extra=MappingProxyType(extra))
+
+
+def parse_review(body: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Review:
+    """Parse and check an AdmissionReview body; raise `BadReview` (and nothing else) if it is malformed."""
+    if len(body) > max_bytes:
+        # Checked before decoding so an oversized body costs no parsing work.
+        raise BadReview(f"body is {len(body)} bytes; the limit is {max_bytes}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadReview("body is not UTF-8") from None
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
+        # ValueError covers JSONDecodeError and over-long integers; RecursionError
+        # a maliciously deep nesting.
+        raise BadReview(f"body is not JSON: {str(error)[:80]}") from None
+    if not isinstance(document, dict):
+        raise BadReview("body is not a JSON object")
+    api_version = document.get("apiVersion")
+    if api_version not in API_VERSIONS:
+        raise BadReview(f"apiVersion must be one of {', '.join(API_VERSIONS)}")
+    if document.get("kind") != "AdmissionReview":
+        raise BadReview("kind must be AdmissionReview")
+    request = document.get("request")
+    if not isinstance(request, dict):
+        raise BadReview("request must be an object")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise BadReview("request.uid must be a non-empty string")
+    operation = request.get("operation")
+    if operation not in OPERATIONS:
+        raise BadReview(f"request.operation must be one of {', '.join(OPERATIONS)}")
+    kind = cast(Kind, _kind(request, "kind", required=True))
+    resource = cast(Resource, _resource(request, "resource", required=True))
+    obj = _optional_object(request, "object")
+    if operation in ("CREATE", "UPDATE") and obj is None:
+        raise BadReview(f"request.object is required for {operation}")
+    dry_run = request.get("dryRun", False)
+    if dry_run is None:
+        dry_run = False
+    if not isinstance(dry_run, bool):
+        raise BadReview("request.dryRun must be a boolean")
+    return Review(
+        api_version=cast(str, api_version),
+        uid=uid,
+        operation=cast(Operation, operation),
+        kind=kind,
+        resource=resource,
+        sub_resource=_optional_str(request, "subResource"),
+        request_kind=_kind(request, "requestKind", required=False) or kind,
+        request_resource=_resource(request, "requestResource", required=False) or resource,
+        request_sub_resource=_optional_str(request, "requestSubResource"),
+        name=_optional_str(request, "name"),
+        namespace=_optional_str(request, "namespace"),
+        user=_user(request),
+        object=obj,
+        old_object=_optional_object(request, "oldObject"),
+        dry_run=dry_run,
+        options=_optional_object(request, "options"),
+    )
+
+
+# --- the response ---------------------------------------------------------------------
+
+# metav1.StatusReason for the codes a denial may carry; kubectl shows it, audit logs keep it.
+_STATUS_REASONS: Final[Mapping[int, str]] = MappingProxyType(
+    {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid"}
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_DEFAULT_DENIAL_CODE: Final = 403  # the code of the Kubernetes documentation's example
+
+
+def _clean_warning(text: str) -> str:
+    # Warnings travel as HTTP Warning headers: no control characters, and the API asks
+    # for 120 characters at most, so cut with an ellipsis rather than lose the start.
+    text = _CONTROL.sub(" ", text).strip()
+    if len(text) > MAX_WARNING_CHARS:
+        text = text[: MAX_WARNING_CHARS - 1].rstrip() + "…"
+    return text
+
+
+def build_response(review: Review, decision: Decision, *, mutating: bool) -> AdmissionReviewResponse:
+    """Build the AdmissionReview response for `decision`: the only place a response is made.
+
+    Echoes ``apiVersion``, ``kind`` and ``uid``; a patch only for a mutating webhook that
+    allowed the request (a validating response with a patch is rejected by the API server,
+    so asking for one is a programming error and raises `ValueError`).
+    """
+    if decision.patch and not mutating:
+        raise ValueError("a validating webhook must never return a patch")
+    audit = {"decision": "allowed" if decision.allowed else "denied"}
+    if decision.reasons:
+        audit["reasons"] = ",".join(decision.reasons)
+    audit.update(decision.audit)
+    response: AdmissionResponse = {"uid": review.uid, "allowed": decision.allowed, "auditAnnotations": audit}
+    if not decision.allowed:
+        code = decision.code if decision.code is not None else _DEFAULT_DENIAL_CODE
+        status: ResponseStatus = {
+            "code": code,
+            # An empty message would make kubectl print "denied the request without explanation".
+            "message": decision.message or "denied by gitjob-webhook",
+            "status": "Failure",
+        }
+        if code in _STATUS_REASONS:
+            status["reason"] = _STATUS_REASONS[code]
+        response["status"] = status
+    if mutating and decision.patch:
+        encoded = json.dumps(list(decision.patch), separators=(",", ":"), allow_nan=False).encode("utf-8")
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(encoded).decode("ascii")
+    warnings = [cleaned for cleaned in dict.fromkeys(map(_clean_warning, decision.warnings)) if cleaned]
+    if warnings:
+        response["warnings"] = warnings
+    return {"apiVersion": review.api_version, "kind": "AdmissionReview", "response": response}
