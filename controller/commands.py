@@ -37,7 +37,7 @@ def check_serving(listener: str, settings: Settings) -> tuple[Store, ReloadingCo
         except (CertificateError, OSError) as error:
             raise UsageError(f"--tls-cert/--tls-key: {_describe(error)}") from None
     try:
-        store = open_store(settings)
+        store = open_store(settings, listener)
     except StoreError as error:
         raise UsageError(str(error)) from None
     try:

@@ -13,6 +13,7 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 # Fleet follows master when a GitRepo names neither a branch nor a revision.
 DEFAULT_BRANCH = "master"
+# Marks a GitRepo whose spec.pollingInterval this service set, so that only those are ever reverted.
 DEFAULTED_ANNOTATION = "gitjob.fleet.cattle.io/polling-interval-defaulted"
 
 

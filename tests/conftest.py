@@ -10,6 +10,9 @@ import pytest
 from controller import certs
 from support.paths import PROVIDER_FIXTURES
 
+# The API-server emulator's fixtures (emulator, kube_client, kubeconfig_path, kubectl) for every folder.
+pytest_plugins = ["kubeapi.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def dev_certs(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:

@@ -15,6 +15,7 @@ from controller.admission.mutation import mutate_gitrepo
 from controller.admission.reviews import BadReview, Decision, Review, build_response, parse_review
 from controller.admission.validation import validate_secret
 from controller.logs import fields
+from controller.reconcile import LEASE_NAME, Reconciler
 from controller.settings import Settings
 from controller.store import GLOBAL_SECRET, Store
 
@@ -28,6 +29,7 @@ def create_app(settings: Settings, store: Store) -> Flask:
     app = Flask("gitjob_webhook.admission")
     web.install(app, "admission", store.readiness)
     store.start()
+    Reconciler(store, settings, store.leader_elector(LEASE_NAME)).start()
 
     def answer(webhook: str, judge: str) -> Response:
         try:

@@ -16,6 +16,7 @@ import jsonpatch
 
 from controller.admission.durations import parse_go_duration
 from controller.admission.reviews import Decision, PatchOperation, Review
+from controller.gitrepos import DEFAULTED_ANNOTATION, GROUP, PLURAL
 
 __all__ = [
     "DEFAULTED_ANNOTATION",
@@ -27,9 +28,6 @@ __all__ = [
     "resolve_webhook_mode",
 ]
 
-DEFAULTED_ANNOTATION: Final = "gitjob.fleet.cattle.io/polling-interval-defaulted"
-"""Marks a GitRepo whose ``spec.pollingInterval`` this service set (so only those are reverted)."""
-
 WEBHOOK_MODES: Final = ("auto", "on", "off")
 """Values of ``--webhook-mode``."""
 
@@ -38,9 +36,6 @@ FLEET_DEFAULT_POLLING_SECONDS: Final = 15.0
 
 REDUNDANT_POLLING_SECONDS: Final = 300.0
 """In webhook mode an explicit interval below this (or below our default) earns a warning."""
-
-_FLEET_GROUP: Final = "fleet.cattle.io"
-_GITREPOS: Final = "gitrepos"
 
 
 @dataclass(frozen=True)
@@ -76,8 +71,8 @@ def resolve_webhook_mode(
 def _is_gitrepo_write(review: Review) -> bool:
     return (
         review.operation in ("CREATE", "UPDATE")
-        and review.resource.group == _FLEET_GROUP
-        and review.resource.resource == _GITREPOS
+        and review.resource.group == GROUP
+        and review.resource.resource == PLURAL
         and not review.sub_resource  # status writes never carry our spec default
         and review.object is not None
     )

@@ -66,3 +66,13 @@ class Store(Protocol):
     def set_polling_interval(self, gitrepo: GitRepo, interval: str | None, defaulted: bool) -> GitRepo:
         """Set (or, with None, remove) ``spec.pollingInterval`` and the defaulted annotation."""
 
+    def leader_elector(self, name: str) -> Elector | None:
+        """Leader election among replicas on a Lease of that name; None where there is one replica."""
+
+
+class Elector(Protocol):
+    """Leader election: ``try_lead`` is True while this replica may act."""
+
+    def try_lead(self) -> bool:
+        """Acquire or renew leadership."""
+

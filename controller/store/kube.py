@@ -30,6 +30,7 @@ from controller.store.events import EventRecorder
 from controller.store.index import GitRepoIndex
 from controller.store.kubeapi import GITREPOS, MERGE_PATCH, ApiError, KubeApi, gitrepo_path, secrets_path
 from controller.store.kubeclient import KubeConfigError, api_client
+from controller.store.lease import LeaderElector
 from controller.store.reflector import Backoff, Collection, JsonObject, Reflector
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,10 @@ class KubeStore:
         updated = GitRepo.from_object(obj)
         self._upsert_if_newer(updated)
         return updated
+
+    def leader_elector(self, name: str) -> LeaderElector:
+        """A Lease of that name in the controller namespace."""
+        return LeaderElector(self.api, self.settings.namespace, name)
 
     def _retrying(self, what: str, call: Callable[[float], R]) -> R:
         deadline = time.monotonic() + self.settings.patch_deadline

@@ -141,6 +141,10 @@ class OfflineStore:
                 annotations.pop(DEFAULTED_ANNOTATION, None)
         return self._update(gitrepo, change)
 
+    def leader_elector(self, name: str) -> None:
+        """One process, one store: no election."""
+        return None
+
     def object(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A copy of the stored GitRepo object (for tests and ``explain``)."""
         with self._lock:

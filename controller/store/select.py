@@ -25,8 +25,12 @@ def cluster_config_source(kubeconfig: str | None, environ: Mapping[str, str], ho
     return None
 
 
-def open_store(settings: Settings, environ: Mapping[str, str] | None = None) -> Store:
-    """The store ``settings`` ask for; raises StoreError naming the file or config that is wrong."""
+def open_store(settings: Settings, role: str = "receiver", environ: Mapping[str, str] | None = None) -> Store:
+    """The store ``settings`` ask for; raises StoreError naming the file or config that is wrong.
+
+    ``role`` is the listener: only the receiver watches the Secrets GitRepos name (it verifies
+    deliveries); the admission server needs the global Secret alone.
+    """
     environ = os.environ if environ is None else environ
     source = None if settings.store == "offline" else \
         cluster_config_source(settings.kubeconfig, environ, os.path.expanduser("~"))
@@ -36,4 +40,4 @@ def open_store(settings: Settings, environ: Mapping[str, str] | None = None) -> 
     if source is None:
         return OfflineStore.from_file(settings.gitrepos)
     from controller.store.kube import KubeStore
-    return KubeStore.connect(settings, source)
+    return KubeStore.connect(settings, source, per_gitrepo_secrets=role != "admission")

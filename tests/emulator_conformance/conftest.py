@@ -12,8 +12,6 @@ import pytest
 
 from kubeapi import Emulator
 
-pytest_plugins = ["kubeapi.fixtures"]
-
 Responder = Callable[[dict[str, Any]], dict[str, Any]]
 
 
