@@ -22,7 +22,7 @@ log = logging.getLogger("gitjob_webhook")
 
 COMMON = ("kubeconfig", "namespace", "gitrepos", "store", "webhook_mode", "webhook_polling_interval",
           "log_format", "log_level")
-SERVING = ("workers", "threads", "graceful_timeout", "resync_period")
+SERVING = ("workers", "threads", "graceful_timeout", "resync_period", "reconcile_period")
 RECEIVING = ("require_signature", "max_body_size", "rate_limit", "rate_burst", "trust_forwarded_for",
              "patch_deadline")
 TLS = ("tls_cert", "tls_key")

@@ -28,6 +28,11 @@ class Target:
     gitrepo: GitRepo
     change: RefChange
 
+    @property
+    def current(self) -> bool:
+        """The GitRepo already has this commit as its ``status.webhookCommit``: nothing to write."""
+        return self.gitrepo.webhook_commit == self.change.commit
+
 
 def payload_keys(event: PushEvent) -> tuple[str, ...]:
     """The distinct repository keys of every URL the payload offers, in payload order."""

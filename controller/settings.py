@@ -67,6 +67,7 @@ class Settings:
     trust_forwarded_for: bool = False
     patch_deadline: float = 8.0
     resync_period: float = 600.0
+    reconcile_period: float = 5.0
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (used to derive per-listener settings)."""
@@ -165,6 +166,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "trust_forwarded_for": _boolean,
     "patch_deadline": _seconds,
     "resync_period": _seconds,
+    "reconcile_period": _seconds,
 }
 
 _HELP: dict[str, str] = {
@@ -191,6 +193,7 @@ _HELP: dict[str, str] = {
     "trust_forwarded_for": "key the rate limit on X-Forwarded-For (only behind a trusted Ingress)",
     "patch_deadline": "seconds a status patch is retried before the delivery answers 503",
     "resync_period": "seconds between full relists of the watch-fed caches",
+    "reconcile_period": "seconds between passes keeping GitRepos' polling in line with webhook mode",
 }
 
 _BOOLEAN_FLAGS = {"require_signature", "trust_forwarded_for"}

@@ -29,7 +29,7 @@ def create_app(settings: Settings, store: Store) -> Flask:
     app = Flask("gitjob_webhook.admission")
     web.install(app, "admission", store.readiness)
     store.start()
-    Reconciler(store, settings, store.leader_elector(LEASE_NAME)).start()
+    Reconciler(store, settings, store.leader_elector(LEASE_NAME), settings.reconcile_period).start()
 
     def answer(webhook: str, judge: str) -> Response:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, g, jsonify, request
 
 from controller import web
-from controller.errors import MethodNotAllowed, TooManyRequests
+from controller.errors import MethodNotAllowed, PayloadTooLarge, TooManyRequests
 from controller.receiver.limits import RateLimiter
 from controller.receiver.pipeline import Delivery, Receiver
 from controller.settings import Settings
@@ -37,8 +37,7 @@ def create_app(settings: Settings, store: Store) -> Flask:
                                   headers={"Retry-After": str(max(1, round(wait)))})
         headers = {name.lower(): value for name, value in request.headers.items()}
         g.delivery_id = next((headers[name] for name in DELIVERY_ID_HEADERS if headers.get(name)), None)
-        # get_data enforces MAX_CONTENT_LENGTH (413) for sized and chunked bodies alike.
-        reply = receiver.handle(Delivery(headers, request.get_data(cache=False)))
+        reply = receiver.handle(Delivery(headers, _body(settings.max_body_size)))
         g.delivery_id = reply.body.get("delivery") or g.delivery_id
         response = jsonify(reply.body)
         response.status_code = reply.status
@@ -46,6 +45,16 @@ def create_app(settings: Settings, store: Store) -> Flask:
         return response
 
     return app
+
+
+def _body(limit: int) -> bytes:
+    """The raw body; 413 when it is over ``limit``, whether it has a Content-Length or is chunked."""
+    data = request.get_data(cache=False)
+    # werkzeug refuses an over-long Content-Length, but silently cuts a chunked body at the limit:
+    # one more byte from the server's stream tells a body of exactly the limit from a longer one.
+    if len(data) >= limit and request.content_length is None and request.environ["wsgi.input"].read(1):
+        raise PayloadTooLarge(f"the body is over the limit of {limit} bytes (--max-body-size)")
+    return data
 
 
 def _source(settings: Settings) -> str:

@@ -22,7 +22,7 @@ from controller.logs import fields
 from controller.providers import detect
 from controller.providers.base import (EventKind, Headers, MalformedDelivery, Provider, PushEvent,
                                        UnsupportedContentType)
-from controller.receiver.authentication import SecretRef, Verdict, check, secret_for
+from controller.receiver.plan import Plan, make_plan
 from controller.receiver.limits import DeliveryMemory
 from controller.settings import Settings
 from controller.store import GitRepoGone, Store, StoreError, StoreUnavailable
@@ -104,22 +104,11 @@ class Receiver:
             raise BadRequest(f"{provider.name} delivery is malformed: {error}") from None
 
     def _process(self, provider: Provider, event: PushEvent, delivery: Delivery) -> Reply:
-        keys = matching.payload_keys(event)
-        candidates = matching.trackers(keys, self.store.gitrepos_for)
-        targets: list[matching.Target] = []
-        if event.kind is EventKind.PUSH:
-            targets, _ = matching.targets(event, candidates)
+        plan = make_plan(provider, event, delivery.headers, delivery.body, self.store,
+                         self.settings.namespace)
+        self._authorize(provider, event, plan)
 
-        namespace = self.settings.namespace
-        if targets:
-            secrets = [secret_for(target.gitrepo, namespace) for target in targets]
-        else:
-            secrets = [SecretRef(namespace, "gitjob-webhook")] + \
-                [secret_for(gitrepo, namespace) for gitrepo in candidates if gitrepo.webhook_secret]
-        verdicts = check(provider, delivery.headers, delivery.body, secrets, self.store.secret)
-        authenticated = any(verdict.verified for verdict in verdicts.values())
-        self._authorize(provider, event, verdicts, authenticated)
-
+        authenticated = plan.authenticated
         base = {"provider": provider.name, "event": event.event, "delivery": event.delivery_id,
                 "authenticated": authenticated}
         if event.kind is EventKind.PING:
@@ -135,26 +124,21 @@ class Receiver:
             return Reply(200, {"outcome": "duplicate", **base,
                                "message": "this delivery was already processed; nothing written"})
 
-        allowed = [target for target in targets
-                   if _allowed(verdicts[secret_for(target.gitrepo, namespace)], self.settings)]
+        require = self.settings.require_signature
+        allowed = [target for target in plan.targets if plan.permitted(target, require)]
         results = self._write(provider, event, allowed)
         results += [GitRepoResult(t.gitrepo, "unauthorized", t.change.commit, t.change.ref,
-                                  "signed with another secret") for t in targets if t not in allowed]
-        return self._answer(event, base, results, digest, authenticated, bool(candidates))
+                                  "signed with another secret") for t in plan.targets if t not in allowed]
+        return self._answer(event, base, results, digest, authenticated, bool(plan.candidates))
 
-    def _authorize(self, provider: Provider, event: PushEvent, verdicts: dict[SecretRef, Verdict],
-                   authenticated: bool) -> None:
-        applying = [verdict for verdict in verdicts.values() if verdict.applies]
-        if applying and not authenticated:
-            problem = applying[0].problem(provider)
+    def _authorize(self, provider: Provider, event: PushEvent, plan: Plan) -> None:
+        problem = plan.rejection(provider, self.settings.require_signature)
+        if problem is not None:
             log.warning("delivery rejected", extra=fields(
                 provider=provider.name, event=event.event, delivery=event.delivery_id,
-                secrets=[str(v.secret) for v in applying], reason=problem))
-            raise Unauthorized(f"{provider.name} delivery not authenticated: {problem}")
-        if not applying:
-            if self.settings.require_signature:
-                raise Unauthorized("no secret is configured for this repository and --require-signature "
-                                   "is set: create the gitjob-webhook Secret or a GitRepo webhookSecret")
+                secrets=[str(v.secret) for v in plan.applying], reason=problem))
+            raise Unauthorized(problem)
+        if not plan.applying:
             metrics.UNAUTHENTICATED.labels(provider.name).inc()
             log.warning("unauthenticated delivery accepted: no secret applies; create the "
                         "gitjob-webhook Secret or set spec.webhookSecret", extra=fields(
@@ -166,7 +150,7 @@ class Receiver:
         unavailable = ""
         for target in targets:
             gitrepo, change = target.gitrepo, target.change
-            if gitrepo.webhook_commit == change.commit:
+            if target.current:
                 results.append(GitRepoResult(gitrepo, "current", change.commit, change.ref))
                 continue
             if unavailable:
@@ -213,10 +197,4 @@ class Receiver:
             return Reply(503, body, {"Retry-After": RETRY_AFTER_SECONDS})
         self.memory.remember(base["provider"], event.delivery_id, digest)
         return Reply(200, body)
-
-
-def _allowed(verdict: Verdict, settings: Settings) -> bool:
-    if verdict.applies:
-        return verdict.verified
-    return not settings.require_signature
 

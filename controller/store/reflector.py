@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -104,10 +105,14 @@ class Reflector(Generic[T]):
         """Stop at the next event or timeout; closes an open watch."""
         self._stop.set()
         response = self._response
-        if response is not None:
+        connection = getattr(response, "connection", None) if response is not None else None
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            # Shut the socket down rather than close it: closing a TLS socket another thread is
+            # reading blocks, a shutdown wakes the reader, which then closes it itself.
             try:
-                response.close()
-            except Exception:  # closing a half-dead socket may fail in many ways; nothing to do
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
                 pass
 
     def _run(self) -> None:
@@ -135,7 +140,13 @@ class Reflector(Generic[T]):
                 self._stop.wait(backoff.next())
             except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
                 # A failed list keeps version empty; a broken watch resumes from the last version.
+                if self._stop.is_set():
+                    return
                 self._set_state("failing", _describe(error))
+                self._stop.wait(backoff.next())
+            except Exception:  # a bug must not silently end the cache: log it, back off, relist
+                log.exception(f"cache {self.name}: unexpected error")
+                version = ""
                 self._stop.wait(backoff.next())
 
     def _list(self) -> str:
