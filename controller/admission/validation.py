@@ -45,11 +45,12 @@ PROVIDER_NAMES: Final[Mapping[str, str]] = {
 }
 """Provider named in messages for each key."""
 
-# 422 (StatusReasonInvalid), not the 403 of the docs' example: the request is authorised,
-# the object is what is wrong, and 422 is what the API server itself answers for an invalid
-# object, so clients and dashboards treat both alike.
-DENIAL_CODE: Final = 422
-"""HTTP status of a denial (StatusReasonInvalid)."""
+# 403 (Forbidden), as in the Kubernetes documentation's example, rather than 422: kubectl
+# prints a 422 StatusReasonInvalid as 'The secrets "gitjob-webhook" is invalid' and drops the
+# message unless it comes as field causes, so the operator would never see what to fix.
+# With 403 kubectl prints 'Error from server (Forbidden): ... denied the request: <message>'.
+DENIAL_CODE: Final = 403
+"""HTTP status of a denial (StatusReasonForbidden)."""
 
 _AZURE_PAIR: Final = ("azure-username", "azure-password")
 _SEPARATORS = re.compile(r"[-_.\s]+")
@@ -224,7 +225,7 @@ def validate_secret(
 ) -> Decision:
     """Judge a write to the global webhook Secret; every other Secret is allowed at once.
 
-    CREATE/UPDATE of an invalid ``gitjob-webhook`` is denied (422) with one message naming
+    CREATE/UPDATE of an invalid ``gitjob-webhook`` is denied (403) with one message naming
     every offending key, why, and the fix. DELETE, and an UPDATE that removes a provider
     key, are allowed with a warning about what deliveries will do next.
     """

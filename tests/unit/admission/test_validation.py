@@ -127,7 +127,7 @@ def test_an_unknown_key_is_denied_with_its_suggestion(secret_review, key: str, h
     decision = validate(secret_review({key: "s3cret"}))
 
     expected = f'key "{key}" is not a provider key' + (f" ({hint})" if hint else "")
-    assert not decision.allowed and decision.code == 422
+    assert not decision.allowed and decision.code == 403
     assert (
         decision.message
         == f"Secret {NAMESPACE}/{SECRET_NAME} is not a valid webhook secret: {expected}. {ALLOWED_LIST}"
@@ -197,7 +197,7 @@ NEWLINE = (
 def test_a_bad_value_or_key_set_is_denied_with_the_fix(secret_review, data, problem, reasons) -> None:
     decision = validate(secret_review(data))
 
-    assert not decision.allowed and decision.code == 422
+    assert not decision.allowed and decision.code == 403
     assert (
         decision.message
         == f"Secret {NAMESPACE}/{SECRET_NAME} is not a valid webhook secret: {problem}. {ALLOWED_LIST}"
@@ -404,7 +404,7 @@ def test_the_validating_response_has_no_patch_and_keeps_audit_annotations(secret
     assert "patch" not in response and "patchType" not in response
     assert response["auditAnnotations"]["keys"] == ",".join(sorted(data))
     if not response["allowed"]:
-        assert response["status"]["code"] == 422 and response["status"]["reason"] == "Invalid"
+        assert response["status"]["code"] == 403 and response["status"]["reason"] == "Forbidden"
 
 
 def test_every_warning_is_written_to_fit_120_characters(secret_review, make_secret) -> None:
