@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -105,7 +106,7 @@ def _serving_is_good(cert: x509.Certificate, ca: x509.Certificate, names: Sequen
     try:
         cert.verify_directly_issued_by(ca)
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (ValueError, TypeError, x509.ExtensionNotFound, x509.InvalidSignature):
+    except (ValueError, TypeError, x509.ExtensionNotFound, InvalidSignature):
         return False
     covered = {str(v) for v in san.get_values_for_type(x509.DNSName)}
     covered |= {str(v) for v in san.get_values_for_type(x509.IPAddress)}
@@ -162,7 +163,7 @@ def _load_pair(cert_path: str, key_path: str) -> tuple[x509.Certificate, Any] | 
             key = serialization.load_pem_private_key(handle.read(), password=None)
     except (OSError, ValueError, TypeError):
         return None
-    if key.public_key().public_bytes(serialization.Encoding.DER,  # type: ignore[union-attr]
+    if key.public_key().public_bytes(serialization.Encoding.DER,
                                      serialization.PublicFormat.SubjectPublicKeyInfo) != \
             cert.public_key().public_bytes(serialization.Encoding.DER,
                                            serialization.PublicFormat.SubjectPublicKeyInfo):

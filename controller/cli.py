@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     certs = commands.add_parser("certs", help="create or renew the CA and serving certificate")
     certs.add_argument("action", nargs="?", choices=["inject"],
                        help="inject: write the CA into the webhook configurations' caBundle")
-    certs.add_argument("--out", default="certs", help="directory for ca.crt, tls.crt, tls.key (default certs)")
+    certs.add_argument("--out", default="certs",
+                       help="directory for ca.crt, tls.crt, tls.key (default certs)")
     certs.add_argument("--service", default="gitjob-webhook-admission", help="admission Service name")
     certs.add_argument("--host", action="append", default=[], help="another name or IP to cover")
     certs.add_argument("--ca", help="inject: CA certificate file (default OUT/ca.crt)")

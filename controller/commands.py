@@ -86,15 +86,17 @@ def certs_command(arguments: dict[str, Any], settings: Settings) -> int:
 
 
 def _inject(arguments: dict[str, Any], settings: Settings) -> int:
+    from controller.store.kubeapi import KubeApi
     from controller.store.kubeclient import KubeConfigError, api_client
-    ca_path = arguments.get("ca") or os.path.join(arguments["out"], certs.CA_FILE)
-    ca_pem = certs.read_ca(ca_path)
+    from controller.store.select import cluster_config_source
+    from controller.webhookconfig import inject_ca_bundle
+    ca_pem = certs.read_ca(arguments.get("ca") or os.path.join(arguments["out"], certs.CA_FILE))
+    source = cluster_config_source(settings.kubeconfig, os.environ, os.path.expanduser("~"))
     try:
-        client = api_client(settings.kubeconfig)
+        api = KubeApi(api_client(source))
     except KubeConfigError as error:
         raise UsageError(str(error)) from None
-    from controller.webhookconfig import inject_ca_bundle
-    for line in inject_ca_bundle(client, ca_pem, certs.WEBHOOK_CONFIGURATIONS):
+    for line in inject_ca_bundle(api, ca_pem, certs.WEBHOOK_CONFIGURATIONS):
         print(line)
     return 0
 

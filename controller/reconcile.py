@@ -86,8 +86,9 @@ class Reconciler:
         ready, _ = self.store.readiness()
         if not ready:
             return []
+        global_secret = self.store.secret(self.settings.namespace, GLOBAL_SECRET)
         changes = plan(self.store.gitrepos(), webhook_mode=self.settings.webhook_mode,
-                       global_secret_exists=self.store.secret(self.settings.namespace, GLOBAL_SECRET) is not None,
+                       global_secret_exists=global_secret is not None,
                        interval=self.settings.webhook_polling_interval)
         applied = []
         for change in changes:
@@ -97,8 +98,8 @@ class Reconciler:
                 continue
             except StoreError as error:
                 # Usually a 409: the GitRepo changed meanwhile; the next pass sees the new version.
-                log.info("polling interval not adjusted", extra=fields(gitrepo=change.gitrepo.ref,
-                                                                        error=str(error)))
+                log.info("polling interval not adjusted",
+                         extra=fields(gitrepo=change.gitrepo.ref, error=str(error)))
                 continue
             applied.append(change)
             log.info("polling interval adjusted", extra=fields(

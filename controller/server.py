@@ -112,7 +112,7 @@ def gunicorn_options(settings: Settings, listen: Listen, name: str,
 def _child_exit(server: Arbiter, worker: Any) -> None:
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
-        multiprocess.mark_process_dead(worker.pid)
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def prepare_multiprocess_metrics(workers: int) -> str | None:

@@ -3,36 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
-
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from controller.certs import CertsError, ca_bundle_patch
+from controller.store.kubeapi import JSON_PATCH, ApiError, KubeApi
+
+KINDS = (("MutatingWebhookConfiguration", "mutatingwebhookconfigurations"),
+         ("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"))
 
 
-def inject_ca_bundle(api_client: client.ApiClient, ca_pem: bytes, names: Iterable[str]) -> list[str]:
+def inject_ca_bundle(api: KubeApi, ca_pem: bytes, names: Iterable[str]) -> list[str]:
     """JSON-patch ``caBundle`` of every webhook in the named configurations; one line per configuration."""
-    api = client.AdmissionregistrationV1Api(api_client)
-    kinds: tuple[tuple[str, Any, Any], ...] = (
-        ("MutatingWebhookConfiguration", api.read_mutating_webhook_configuration,
-         api.patch_mutating_webhook_configuration),
-        ("ValidatingWebhookConfiguration", api.read_validating_webhook_configuration,
-         api.patch_validating_webhook_configuration),
-    )
     lines = []
     for name in names:
-        for kind, read, patch in kinds:
+        for kind, plural in KINDS:
+            path = f"/apis/admissionregistration.k8s.io/v1/{plural}/{name}"
             try:
-                current = api_client.sanitize_for_serialization(read(name))
-                operations = ca_bundle_patch(current, ca_pem)
+                operations = ca_bundle_patch(api.request("GET", path), ca_pem)
                 if operations:
-                    # A list body makes the client send application/json-patch+json.
-                    patch(name, operations)
-            except ApiException as error:
+                    api.request("PATCH", path, body=operations, content_type=JSON_PATCH)
+            except ApiError as error:
                 if error.status == 404:
                     lines.append(f"{kind} {name}: not found (apply manifests/ first)")
                     continue
-                raise CertsError(f"{kind} {name}: {error.status} {error.reason}") from None
+                raise CertsError(f"{kind} {name}: {error}") from None
             lines.append(f"{kind} {name}: caBundle set on {len(operations)} webhook(s)")
     return lines

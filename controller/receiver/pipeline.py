@@ -197,4 +197,3 @@ class Receiver:
             return Reply(503, body, {"Retry-After": RETRY_AFTER_SECONDS})
         self.memory.remember(base["provider"], event.delivery_id, digest)
         return Reply(200, body)
-

@@ -75,4 +75,3 @@ class Elector(Protocol):
 
     def try_lead(self) -> bool:
         """Acquire or renew leadership."""
-

@@ -78,7 +78,12 @@ class EventRecorder:
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until every queued Event has been written (for tests and shutdown)."""
         done = threading.Event()
-        threading.Thread(target=lambda: (self._queue.join(), done.set()), daemon=True).start()
+
+        def wait_for_queue() -> None:
+            self._queue.join()
+            done.set()
+
+        threading.Thread(target=wait_for_queue, daemon=True).start()
         done.wait(timeout)
 
     def _run(self) -> None:

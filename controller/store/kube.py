@@ -266,4 +266,3 @@ def _version(gitrepo: GitRepo) -> int:
         return int(gitrepo.resource_version)
     except ValueError:
         return 0
-

@@ -1,4 +1,4 @@
-"""A ``kubernetes`` ApiClient from ``--kubeconfig``, the in-cluster service account, or the default kubeconfig."""
+"""A ``kubernetes`` ApiClient: from ``--kubeconfig``, in-cluster, or from the default kubeconfig."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ def api_client(source: str | None) -> client.ApiClient:
     try:
         if source == IN_CLUSTER:
             configuration = client.Configuration()
-            config.load_incluster_config(client_configuration=configuration)
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             return client.ApiClient(configuration)
-        return config.new_client_from_config(config_file=source)
+        loaded: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=source)
+        return loaded
     except ConfigException as error:
         raise KubeConfigError(f"{source or 'kubeconfig'}: {error}") from None
     except OSError as error:

@@ -85,6 +85,7 @@ class LeaderElector:
     def _set(self, leading: bool, detail: str) -> bool:
         if leading != self.leading:
             log.info("leading the reconcile pass" if leading else "not leading the reconcile pass",
-                     extra=fields(lease=f"{self.namespace}/{self.name}", identity=self.identity, detail=detail))
+                     extra=fields(lease=f"{self.namespace}/{self.name}", identity=self.identity,
+                                  detail=detail))
         self.leading = leading
         return leading

@@ -1,0 +1,73 @@
+"""``gitjob-webhook explain`` as a command: JSON on stdout, one-line errors with status 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from support.paths import EXAMPLE_GITREPOS, PROVIDER_FIXTURES
+from support.service import command
+
+SIGNATURE = "sha256=abcee8ae5f5c28fc2e4d2a0ffe46115bf9dc9d7c2e34592846d9361fffb864d5"
+
+
+def _explain(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command("explain", "--store", "offline", "--gitrepos", str(EXAMPLE_GITREPOS),
+                                  *arguments),
+                          capture_output=True, text=True, timeout=30,
+                          env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"})
+
+
+def _github_push(*headers: str) -> subprocess.CompletedProcess[str]:
+    extra = [item for header in headers for item in ("--header", header)]
+    return _explain("--provider", "github", "--payload", str(PROVIDER_FIXTURES / "github/push.json"),
+                    "--header", "X-GitHub-Event=push", *extra)
+
+
+def test_explain_prints_for_every_gitrepo_whether_the_push_concerns_it():
+    result = _github_push()
+
+    assert result.returncode == 0, result.stderr
+    entries = {entry["name"]: entry for entry in json.loads(result.stdout)["gitrepos"]}
+    assert entries["sample-app"]["match"] is True
+    release = entries["sample-app-release"]
+    assert (release["match"], release["mismatch"]) == (False, "ref")
+    assert "branch" in release["reason"]
+    examples = entries["fleet-examples"]
+    assert (examples["match"], examples["mismatch"]) == (False, "repository")
+
+
+def test_explain_says_an_unsigned_delivery_would_be_refused_and_a_signed_one_patched():
+    unsigned = json.loads(_github_push().stdout)
+    signed = json.loads(_github_push(f"X-Hub-Signature-256={SIGNATURE}").stdout)
+
+    assert (unsigned["signature"]["status"], unsigned["answer"]["status"]) == ("missing", 401)
+    assert (signed["signature"]["status"], signed["answer"]["status"]) == ("verified", 200)
+    assert {e["name"]: e["result"] for e in signed["gitrepos"]}["sample-app"] == "patched"
+
+
+def test_explain_never_prints_a_secret_value():
+    result = _github_push(f"X-Hub-Signature-256={SIGNATURE}")
+    assert "IsWishesWereHorsesWedAllBeEatingSteak!" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("arguments", "expected"), [
+    pytest.param(("--provider", "github", "--payload", "/nonexistent/push.json"),
+                 "--payload /nonexistent/push.json: cannot read", id="missing payload file"),
+    pytest.param(("--provider", "gerrit", "--payload", str(PROVIDER_FIXTURES / "github/push.json")),
+                 "--provider 'gerrit' is not a provider; choose one of", id="unknown provider"),
+    pytest.param(("--provider", "github", "--payload", str(EXAMPLE_GITREPOS),
+                  "--header", "X-GitHub-Event=push"),
+                 "not a valid github delivery", id="payload that is not JSON"),
+    pytest.param(("--provider", "github", "--payload", str(PROVIDER_FIXTURES / "github/push.json"),
+                  "--header", "X-GitHub-Event"), "expected NAME=VALUE", id="header without value"),
+])
+def test_an_explain_mistake_is_one_line_and_status_2(arguments, expected):
+    result = _explain(*arguments)
+
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gitjob-webhook: error: ") and expected in lines[0], lines
+    assert result.stdout == ""

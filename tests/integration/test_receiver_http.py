@@ -1,0 +1,219 @@
+"""The receiver over real HTTP (gunicorn): status codes, limits, encodings, and no secret in any output.
+
+Every answer here must be JSON and none may be a 500, whatever the input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlencode
+
+import pytest
+import requests
+
+from support import service
+from support.paths import EXAMPLE_GITREPOS, PROVIDER_FIXTURES
+from support.waiting import free_port
+
+# The example Secret's values (manifests/examples/gitrepos.yaml): public test vectors.
+EXAMPLE_SECRETS = ("IsWishesWereHorsesWedAllBeEatingSteak!", "sampleToken!")
+GITHUB_KEY = EXAMPLE_SECRETS[0].encode()
+PUSH = (PROVIDER_FIXTURES / "github/push.json").read_bytes()
+
+
+def _start(tmp_path_factory: pytest.TempPathFactory, *flags: str) -> service.Service:
+    port = free_port()
+    log = tmp_path_factory.mktemp("receiver") / "service.log"
+    started = service.start(["serve", "receiver", "--listen", f"127.0.0.1:{port}", "--store", "offline",
+                             "--gitrepos", str(EXAMPLE_GITREPOS), "--graceful-timeout", "1", *flags],
+                            str(log))
+    started.receiver = f"http://127.0.0.1:{port}"
+    try:
+        service.wait_ready(started.receiver, started)
+    except AssertionError:
+        started.stop()
+        raise
+    return started
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> Iterator[service.Service]:
+    """One receiver (example store, debug logging) for every test that does not need its own flags.
+
+    Tests that write use a commit of their own, so their order does not matter.
+    """
+    started = _start(tmp_path_factory, "--log-level", "debug")
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> Iterator[service.Service]:
+    """A receiver that takes bodies of at most 1 KiB."""
+    started = _start(tmp_path_factory, "--max-body-size", "1KiB")
+    yield started
+    started.stop()
+
+
+def _send(method: str, url: str, **kwargs) -> requests.Response:
+    """One request; every answer must be JSON and never a 500."""
+    response = requests.request(method, url, timeout=10, **kwargs)
+    assert response.status_code != 500, response.text
+    assert response.headers["Content-Type"].startswith("application/json"), response.headers
+    response.json()
+    return response
+
+
+def _push_with_commit(commit: str) -> bytes:
+    payload = json.loads(PUSH)
+    payload["after"] = commit
+    return json.dumps(payload).encode()
+
+
+def _signature(data: bytes) -> str:
+    return "sha256=" + hmac.new(GITHUB_KEY, data, hashlib.sha256).hexdigest()
+
+
+def _github(url: str, data: bytes, signature: str | None = None, content_type: str = "application/json",
+            path: str = "/", **headers: str) -> requests.Response:
+    sent = {"X-GitHub-Event": "push", "Content-Type": content_type,
+            "X-Hub-Signature-256": signature if signature is not None else _signature(data), **headers}
+    return _send("POST", url + path, data=data, headers=sent)
+
+
+def _result_of(response: requests.Response, name: str) -> str:
+    return {entry["name"]: entry["result"] for entry in response.json()["gitrepos"]}.get(name, "")
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    pytest.param(b"{not json", "not valid JSON", id="not JSON"),
+    pytest.param(b"[1, 2]", "not a JSON object", id="not an object"),
+    pytest.param(b"", "empty body", id="empty"),
+    pytest.param(b'{"ref": 5, "repository": {}}', "ref must be a string", id="wrong field type"),
+])
+def test_a_malformed_body_is_400_naming_the_problem(shared, data, expected):
+    response = _github(shared.receiver, data)
+    assert response.status_code == 400
+    assert expected in response.json()["message"]
+
+
+def test_a_delivery_without_a_provider_header_is_400(shared):
+    response = _send("POST", shared.receiver, data=PUSH, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "unknown sender" in response.json()["message"]
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+def test_a_method_other_than_post_is_405_with_allow_post(shared, method):
+    response = _send(method, shared.receiver + "/gitjob", data=PUSH, headers={"X-GitHub-Event": "push"})
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+
+
+def test_a_body_over_the_limit_is_413(small):
+    response = _github(small.receiver, PUSH)
+    assert response.status_code == 413
+
+
+def test_a_chunked_body_over_the_limit_is_413(small):
+    chunks = iter([PUSH[:800], PUSH[800:1600], PUSH[1600:]])
+    response = _send("POST", small.receiver, data=chunks,
+                     headers={"X-GitHub-Event": "push", "Content-Type": "application/json"})
+    assert response.request.headers.get("Transfer-Encoding") == "chunked"
+    assert "Content-Length" not in response.request.headers
+    assert response.status_code == 413
+
+
+def _padded(size: int) -> bytes:
+    data = b'{"pad": ""}'
+    return data[:-2] + b"x" * (size - len(data)) + data[-2:]
+
+
+@pytest.mark.parametrize("chunked", [pytest.param(False, id="sized"), pytest.param(True, id="chunked")])
+def test_a_body_of_exactly_the_limit_is_read(small, chunked):
+    data = _padded(1024)
+    response = _send("POST", small.receiver, data=iter([data[:500], data[500:]]) if chunked else data,
+                     headers={"X-GitHub-Event": "zen", "Content-Type": "application/json",
+                              "X-Hub-Signature-256": _signature(data)})
+    assert (response.status_code, response.json()["outcome"]) == (200, "ignored")
+
+
+def test_a_text_plain_body_is_415(shared):
+    response = _github(shared.receiver, PUSH, content_type="text/plain")
+    assert response.status_code == 415
+
+
+def test_deliveries_over_the_rate_limit_are_429_with_retry_after(tmp_path_factory):
+    limited = _start(tmp_path_factory, "--rate-limit", "1", "--rate-burst", "2")
+    try:
+        headers = {"X-GitHub-Event": "zen", "X-Hub-Signature-256": _signature(b"{}")}
+        statuses = [_send("POST", limited.receiver, data=b"{}", headers=headers) for _ in range(4)]
+    finally:
+        limited.stop()
+    assert [response.status_code for response in statuses][:2] == [200, 200]
+    refused = [response for response in statuses if response.status_code == 429]
+    assert refused, [response.status_code for response in statuses]
+    assert int(refused[0].headers["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize("path", ["/", "/gitjob", "/a/b/c"])
+def test_a_delivery_is_accepted_on_any_path(shared, path):
+    commit = hashlib.sha1(path.encode()).hexdigest()
+    response = _github(shared.receiver, _push_with_commit(commit), path=path)
+    assert response.status_code == 200
+    assert response.json()["refs"] == [{"ref": "refs/heads/master", "commit": commit}]
+
+
+def test_a_form_encoded_github_delivery_signed_over_the_form_bytes_patches(shared):
+    form = urlencode({"payload": _push_with_commit("1" * 40).decode()}).encode()
+    response = _github(shared.receiver, form, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200, response.text
+    assert _result_of(response, "sample-app") == "patched"
+
+
+def test_a_signature_changed_by_one_character_is_401_and_writes_nothing(shared):
+    data = _push_with_commit("2" * 40)
+    good = _signature(data)
+    bad = good[:-1] + ("0" if good[-1] != "0" else "1")
+
+    refused = _github(shared.receiver, data, signature=bad)
+    assert refused.status_code == 401
+    assert "signature does not match" in refused.json()["message"]
+
+    # Had the refused delivery written the commit, this one would find sample-app already current.
+    accepted = _github(shared.receiver, data, signature=good)
+    assert _result_of(accepted, "sample-app") == "patched"
+
+
+def test_no_secret_value_appears_in_any_response_or_log_line(shared):
+    data = _push_with_commit("3" * 40)
+    gitlab = (PROVIDER_FIXTURES / "gitlab/push-event.json").read_bytes()
+    responses = [
+        _github(shared.receiver, data, signature="sha256=" + "0" * 64),
+        _github(shared.receiver, data, signature=""),
+        _github(shared.receiver, data),
+        _send("POST", shared.receiver, data=gitlab, headers={"X-Gitlab-Event": "Push Hook",
+                                                             "X-Gitlab-Token": "wrong"}),
+        _send("POST", shared.receiver, data=gitlab, headers={"X-Gitlab-Event": "Push Hook",
+                                                             "X-Gitlab-Token": EXAMPLE_SECRETS[1]}),
+    ]
+    assert [response.status_code for response in responses] == [401, 401, 200, 401, 200]
+    outputs = [response.text + json.dumps(dict(response.headers)) for response in responses]
+    outputs.append(shared.log())
+    for secret_value in EXAMPLE_SECRETS:
+        assert not [text for text in outputs if secret_value in text]
+
+
+def test_a_raw_request_with_a_bad_content_length_is_a_4xx_not_a_crash(shared):
+    port = int(shared.receiver.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nContent-Length: abc\r\n"
+                           b"Connection: close\r\n\r\n")
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 4"), answer[:200]

@@ -1,0 +1,89 @@
+"""Matching: payload URLs become keys, keys find GitRepos, and the ref rule picks the ones concerned."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller import matching
+from controller.gitrepos import GitRepo
+from controller.providers.base import EventKind, PushEvent, RefChange
+
+C = "af69d162de5a276abc86e0686b2b44033cd3f442"
+
+
+def _push(*changes: RefChange, urls: tuple[str, ...] = ("https://github.com/example/repo",)) -> PushEvent:
+    return PushEvent("github", "push", EventKind.PUSH, "", urls, changes)
+
+
+def _gitrepo(name: str = "test", **spec: str) -> GitRepo:
+    return GitRepo("default", name, spec.pop("repo", "https://github.com/example/repo"), **spec)
+
+
+def test_payload_keys_are_distinct_and_in_payload_order():
+    event = _push(urls=("https://github.com/Example/Repo", "git@github.com:example/repo.git",
+                        "https://gitlab.com/other/repo", "not a url"))
+    assert matching.payload_keys(event) == ("github.com/example/repo", "gitlab.com/other/repo")
+
+
+def test_trackers_lists_each_gitrepo_once_sorted():
+    b, a = _gitrepo("b"), _gitrepo("a")
+    index = {"k1": [b, a], "k2": [a]}
+    assert matching.trackers(["k1", "k2"], lambda key: index.get(key, [])) == [a, b]
+
+
+_MAIN = {"branch": "main"}
+
+
+@pytest.mark.parametrize(("spec", "change", "reason"), [
+    pytest.param(_MAIN, RefChange("refs/heads/main", C), None, id="same branch"),
+    pytest.param(_MAIN, RefChange("refs/heads/dev", C), "tracks branch main, the push is to branch dev",
+                 id="other branch"),
+    pytest.param({}, RefChange("refs/heads/main", C),
+                 "tracks branch master (no spec.branch: Fleet follows master)",
+                 id="no branch means master"),
+    pytest.param(_MAIN, RefChange("refs/heads/main", ""), "branch main was deleted", id="deleted"),
+    pytest.param({"revision": "v1"}, RefChange("refs/tags/v1", C), None, id="tag of the revision"),
+    pytest.param({"revision": "v1"}, RefChange("refs/tags/v1", ""), "tag v1 was deleted", id="tag deleted"),
+    pytest.param({"revision": "v1"}, RefChange("refs/tags/v2", C),
+                 "tracks revision v1, the push is of tag v2",
+                 id="other tag"),
+    pytest.param({"revision": C}, RefChange("refs/heads/master", C), "pinned to commit af69d162de5a",
+                 id="pinned commit"),
+    pytest.param(_MAIN, RefChange("refs/notes/x", C), "the push is of refs/notes/x", id="odd ref"),
+])
+def test_ref_mismatch_says_why_a_change_does_not_concern_a_gitrepo(spec, change, reason):
+    mismatch = matching.ref_mismatch(_gitrepo(**spec), change)
+    if reason is None:
+        assert mismatch is None
+    else:
+        assert mismatch is not None and reason in mismatch
+
+
+def test_targets_take_the_first_change_that_concerns_each_gitrepo():
+    main, release = _gitrepo("main", branch="main"), _gitrepo("release", branch="release")
+    event = _push(RefChange("refs/heads/release", "1" * 40), RefChange("refs/heads/main", "2" * 40))
+
+    chosen, reasons = matching.targets(event, [main, release])
+
+    assert [(t.gitrepo.name, t.change.commit) for t in chosen] == [("main", "2" * 40), ("release", "1" * 40)]
+    assert reasons == {}
+
+
+def test_targets_give_every_reason_for_a_gitrepo_no_change_concerns():
+    chosen, reasons = matching.targets(_push(RefChange("refs/heads/a", C), RefChange("refs/heads/b", C)),
+                                       [_gitrepo(branch="main")])
+    assert chosen == []
+    assert reasons == {"default/test": "tracks branch main, the push is to branch a; "
+                                       "tracks branch main, the push is to branch b"}
+
+
+def test_a_push_without_refs_concerns_no_gitrepo():
+    assert matching.targets(_push(), [_gitrepo()]) == ([], {"default/test": "the push changed no ref"})
+
+
+@pytest.mark.parametrize(("webhook_commit", "current"), [pytest.param(C, True, id="same commit"),
+                                                         pytest.param("", False, id="never written"),
+                                                         pytest.param("1" * 40, False, id="older commit")])
+def test_a_target_is_current_when_the_gitrepo_already_has_the_commit(webhook_commit, current):
+    target = matching.Target(_gitrepo(webhook_commit=webhook_commit), RefChange("refs/heads/master", C))
+    assert target.current is current
