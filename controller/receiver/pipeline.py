@@ -169,9 +169,9 @@ class Receiver:
                 results.append(GitRepoResult(gitrepo, "failed", change.commit, change.ref, str(error)))
                 continue
             results.append(GitRepoResult(gitrepo, "patched", change.commit, change.ref))
+            # No delivery id in the message: identical pushes (redeliveries) then aggregate into one Event.
             self.store.record_event(gitrepo, "WebhookReceived",
-                                    f"{provider.name} push to {change.ref} at {change.commit[:12]}"
-                                    + (f" (delivery {event.delivery_id})" if event.delivery_id else ""))
+                                    f"{provider.name} push to {change.ref} at {change.commit[:12]}")
         for result in results:
             metrics.GITREPO_PATCHES.labels(result.result).inc()
             log.info("gitrepo", extra=fields(gitrepo=result.gitrepo.ref, result=result.result,
@@ -193,6 +193,8 @@ class Receiver:
                                "no GitRepo tracks this repository") + \
                 "; `gitjob-webhook explain` shows why for each GitRepo"
         if counts["failed"]:
+            # Not remembered as seen: the provider's redelivery (same id, same body) must retry.
+            body["outcome"] = "unavailable"
             body["message"] = "Kubernetes did not accept every status patch; redeliver to retry"
             return Reply(503, body, {"Retry-After": RETRY_AFTER_SECONDS})
         self.memory.remember(base["provider"], event.delivery_id, digest)
