@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 from controller import certs, server
@@ -18,6 +19,7 @@ from controller.tls import CertificateError, ReloadingContext
 
 log = logging.getLogger("gitjob_webhook")
 
+EXPLAIN_SYNC_SECONDS = 30.0
 DEFAULT_LISTEN = {"receiver": Listen("0.0.0.0", 8080), "admission": Listen("0.0.0.0", 8443)}
 
 
@@ -119,14 +121,32 @@ def explain_command(arguments: dict[str, Any], settings: Settings) -> int:
         store = open_store(settings)
         store.start()
         try:
+            _wait_until_ready(store, EXPLAIN_SYNC_SECONDS)
             report = explain(arguments["provider"], headers, body, store, settings)
         finally:
             store.stop()
     except (StoreError, ExplainError) as error:
         raise UsageError(str(error)) from None
+    except StoreNotReady as error:
+        raise Failure(str(error)) from None
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
+
+
+class StoreNotReady(Exception):
+    """The cluster's caches did not sync in time."""
+
+
+def _wait_until_ready(store: Store, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        ready, reason = store.readiness()
+        if ready:
+            return
+        if time.monotonic() > deadline:
+            raise StoreNotReady(f"{store.description}: not ready after {seconds:g}s: {reason}")
+        time.sleep(0.05)
 
 
 def _describe(error: Exception) -> str:

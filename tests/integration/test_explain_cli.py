@@ -71,3 +71,18 @@ def test_an_explain_mistake_is_one_line_and_status_2(arguments, expected):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gitjob-webhook: error: ") and expected in lines[0], lines
     assert result.stdout == ""
+
+
+def test_explain_reads_the_cluster_and_writes_nothing(emulator, kubeconfig_path):
+    emulator.create({"apiVersion": "fleet.cattle.io/v1alpha1", "kind": "GitRepo",
+                     "metadata": {"name": "sample-app", "namespace": "fleet-default"},
+                     "spec": {"repo": "https://github.com/binkkatal/sample_app", "branch": "master"}})
+    result = subprocess.run(
+        command("explain", "--kubeconfig", kubeconfig_path, "--provider", "github",
+                "--payload", str(PROVIDER_FIXTURES / "github/push.json"), "--header", "X-GitHub-Event=push"),
+        capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["store"].startswith("kubernetes (")
+    assert [(g["name"], g["match"]) for g in report["gitrepos"]] == [("sample-app", True)]
+    assert not [r for r in emulator.requests if r.method != "GET"]
