@@ -120,3 +120,22 @@ def test_persistent_api_failures_answer_503_and_a_redelivery_succeeds(emulator, 
     redelivered = _push(cluster_receiver.receiver, delivery="retry-me")
     assert redelivered.status_code == 200
     assert redelivered.json()["summary"]["patched"] == 2
+
+
+def test_a_failing_api_server_keeps_the_process_up_unready_and_logs_once(run_service, emulator, kubeconfig_path):
+    """The process starts, /readyz says why it is not ready, the failure is logged once (not per retry),
+    and the cache syncs once the API server answers again."""
+    emulator.fail_next("GET", r"/apis/fleet.cattle.io/v1alpha1/gitrepos$", 503, count=4)
+    port = free_port()
+    started = run_service("serve", "receiver", "--listen", f"127.0.0.1:{port}", "--kubeconfig", kubeconfig_path)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: requests.get(url + "/healthz", timeout=2).status_code == 200, message="liveness")
+    ready = requests.get(url + "/readyz", timeout=2)
+    assert ready.status_code == 503 and "not synced" in ready.json()["reason"]
+
+    service.wait_ready(url, started)
+    lists = [r for r in emulator.requests if r.path == "/apis/fleet.cattle.io/v1alpha1/gitrepos"
+             and "watch" not in r.query]
+    assert len(lists) == 5
+    assert started.log().count('"msg": "cache gitrepos: failing"') == 1
+    assert started.log().count('"msg": "cache gitrepos: synced"') == 1
