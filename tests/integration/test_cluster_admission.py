@@ -101,12 +101,14 @@ data:
 """
     result = kubectl("apply", "-f", "-", input=manifest)
     assert result.returncode != 0
-    message = result.stderr.strip()
-    assert message.startswith('Error from server (Forbidden): error when creating "STDIN": ')
-    assert 'admission webhook "secrets.gitjob-webhook.fleet.cattle.io" denied the request:' in message
-    assert 'key "GitHub" is not a provider key (did you mean "github"?)' in message
-    assert "--from-file" in message
-    assert "s3cret" not in message
+    assert result.stderr == (
+        'Error from server (Forbidden): error when creating "STDIN": secrets "gitjob-webhook" is forbidden: '
+        'admission webhook '
+        '"secrets.gitjob-webhook.fleet.cattle.io" denied the request: Secret cattle-fleet-system/gitjob-webhook '
+        'is not a valid webhook secret: key "GitHub" is not a provider key (did you mean "github"?) and ends '
+        'with a newline (it was probably created with --from-file; recreate it with --from-literal or strip '
+        'the newline). Allowed keys: github, gitlab, bitbucket, bitbucket-server, gogs, azure-username, '
+        'azure-password.\n')
     assert emulator.get("secrets", "cattle-fleet-system", "gitjob-webhook") is None
     denial = next(line for line in admission_cluster.log().splitlines() if "admission denied" in line)
     assert '"operation": "CREATE"' in denial and "s3cret" not in denial
