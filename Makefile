@@ -47,14 +47,25 @@ lint: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m pytest tests/bench -p no:cacheprovider -s -o testpaths=tests/bench
 
+# Also tagged with the package version: the tag manifests/base/kustomization.yaml deploys.
 image:
-	docker build -t $(IMAGE) .
+	$${CONTAINER_ENGINE:-docker} build -t $(IMAGE) \
+		-t gitjob-webhook:$$(sed -n 's/^__version__ = "\(.*\)"/\1/p' controller/__init__.py) .
 
 manifests: $(VENV)/.installed-test
 	$(BIN)/kubectl kustomize manifests/
 
-deploy: $(VENV)/.installed-test
-	$(BIN)/kubectl apply -k manifests/
+# Into the cluster of the current kubeconfig context, next to Fleet (README "Deploy"). The TLS
+# Secret is made from certs/ here, not by kustomize (which cannot read outside manifests/, and a
+# key does not belong in rendered output). Server-side apply replaces the selector of Fleet's
+# Service gitjob instead of merging into it; the webhook configurations come last (kustomize order)
+# and `certs inject` then gives them the CA.
+deploy: certs $(VENV)/.installed-test
+	$(BIN)/kubectl create secret tls gitjob-webhook-admission-tls --namespace cattle-fleet-system \
+		--cert $(CERTS)/tls.crt --key $(CERTS)/tls.key --dry-run=client -o yaml \
+		| $(BIN)/kubectl apply --server-side --field-manager=gitjob-webhook -f -
+	$(BIN)/kubectl apply --server-side --force-conflicts --field-manager=gitjob-webhook -k manifests/
+	$(BIN)/gitjob-webhook certs inject --ca $(CERTS)/ca.crt
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .hypothesis

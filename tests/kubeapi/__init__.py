@@ -3,7 +3,9 @@
 It behaves like kube-apiserver for the official `kubernetes` Python client (v37) and for `kubectl` 1.37,
 for the resources this project touches: namespaces, secrets, configmaps, core and events.k8s.io events,
 coordination.k8s.io leases, fleet.cattle.io/v1alpha1 gitrepos (with `/status`), and admissionregistration
-mutating/validating webhook configurations, whose webhooks it calls over HTTPS. The contract is
+mutating/validating webhook configurations, whose webhooks it calls over HTTPS. Inside
+`resources.serving_also()` it also stores the kinds of a deployment's manifests (Services, Deployments,
+RBAC, ...) generically, without controllers. The contract is
 `/work/shared/reference/k8s-emulation.md` section 6; `tests/emulator_conformance` encodes it.
 
 Modules: `server` (HTTP, TLS, auth, routing), `api` (verbs), `store` (objects, resourceVersion, watch

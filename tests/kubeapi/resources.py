@@ -1,6 +1,8 @@
 """Registry of the resource types the emulator serves, and per-type naming helpers."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 
@@ -70,7 +72,52 @@ _ALL = (
                  tracks_generation=True, strategic_merge=True, admission_exempt=True),
 )
 
+# Kinds a deployment's manifests hold (Deployments, Services, RBAC, ...), stored generically: no
+# controllers, no defaulting, no validation beyond the common metadata rules. Opt-in through
+# `serving_also`, so the default discovery documents stay exactly as the conformance suite pins them.
+MANIFEST_KINDS = (
+    ResourceType("", "v1", "services", "service", "Service", True, ("svc",), strategic_merge=True),
+    ResourceType("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ("sa",),
+                 strategic_merge=True),
+    ResourceType("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",),
+                 tracks_generation=True, strategic_merge=True),
+    ResourceType("policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", True,
+                 ("pdb",), tracks_generation=True, strategic_merge=True),
+    ResourceType("networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", True,
+                 ("netpol",), tracks_generation=True, strategic_merge=True),
+    ResourceType("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", True, ("ing",),
+                 tracks_generation=True, strategic_merge=True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", True, (), strategic_merge=True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", True, (),
+                 strategic_merge=True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", False, (),
+                 strategic_merge=True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding",
+                 "ClusterRoleBinding", False, (), strategic_merge=True),
+)
+
+_extra: list[ResourceType] = []
+
 RESOURCES: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in _ALL}
+
+
+@contextmanager
+def serving_also(types: tuple[ResourceType, ...] = MANIFEST_KINDS) -> Iterator[None]:
+    """Serve more resource types (discovery, OpenAPI, REST) while the block runs; process-wide."""
+    added = [rt for rt in types if (rt.group, rt.version, rt.plural) not in RESOURCES]
+    for rt in added:
+        _extra.append(rt)
+        RESOURCES[(rt.group, rt.version, rt.plural)] = rt
+    try:
+        yield
+    finally:
+        for rt in added:
+            _extra.remove(rt)
+            RESOURCES.pop((rt.group, rt.version, rt.plural), None)
+
+
+def _registered() -> tuple[ResourceType, ...]:
+    return _ALL + tuple(_extra)
 
 
 def lookup(group: str, version: str, plural: str) -> ResourceType | None:
@@ -80,7 +127,7 @@ def lookup(group: str, version: str, plural: str) -> ResourceType | None:
 def by_plural(plural: str) -> ResourceType:
     """Resolve a test-hook name: `secrets`, `gitrepos`, or `events.events.k8s.io` for a grouped one."""
     name, _, group = plural.partition(".")
-    matches = [r for r in _ALL if r.plural == name and (not group or r.group == group)]
+    matches = [r for r in _registered() if r.plural == name and (not group or r.group == group)]
     if not matches:
         raise KeyError(f"unknown resource {plural!r}")
     # `events` alone means the core type; a grouped name selects exactly.
@@ -89,20 +136,20 @@ def by_plural(plural: str) -> ResourceType:
 
 
 def by_api_version_kind(api_version: str, kind: str) -> ResourceType | None:
-    for r in _ALL:
+    for r in _registered():
         if r.api_version == api_version and r.kind == kind:
             return r
     return None
 
 
 def all_resources() -> tuple[ResourceType, ...]:
-    return _ALL
+    return _registered()
 
 
 def group_versions() -> dict[str, list[str]]:
     """Non-core groups -> versions, in registry order."""
     out: dict[str, list[str]] = {}
-    for r in _ALL:
+    for r in _registered():
         if r.group and r.version not in out.setdefault(r.group, []):
             out[r.group].append(r.version)
     return out

@@ -1,0 +1,1 @@
+"""Deployment checks: manifests, RBAC against what the code calls, the image build steps."""
