@@ -97,12 +97,18 @@ class KubeStore:
         self.events.stop()
 
     def readiness(self) -> tuple[bool, str]:
-        """Ready once the GitRepo cache and every Secret watch have listed at least once."""
+        """Ready once the GitRepos and the global Secret are cached and every other Secret was tried.
+
+        A Secret a GitRepo names but the service may not read (RBAC) or that fails to list must not
+        hold the whole receiver unready: deliveries for that GitRepo are refused (fail closed) and
+        the failing watch is logged, while every other GitRepo is served.
+        """
         if not self._gitrepo_reflector.synced.is_set():
             return False, "GitRepo cache not synced yet"
         with self._lock:
             waiting = [f"{ns}/{name}" for (ns, name), reflector in self._secret_reflectors.items()
-                       if not reflector.synced.is_set()]
+                       if not (reflector.synced.is_set() if (ns, name) == self._global
+                               else reflector.attempted.is_set())]
         if waiting:
             return False, "Secret cache not synced yet: " + ", ".join(sorted(waiting)[:5])
         return True, f"caches synced ({len(self.index)} GitRepos)"

@@ -92,6 +92,8 @@ class Reflector(Generic[T]):
         self.on_event = on_event
         self.resync_period = resync_period
         self.synced = threading.Event()
+        # Set once the first list has been tried, whether or not it succeeded.
+        self.attempted = threading.Event()
         self._stop = threading.Event()
         self._state = ""
         self._thread = threading.Thread(target=self._run, name=f"reflector-{name}", daemon=True)
@@ -132,6 +134,7 @@ class Reflector(Generic[T]):
                 self._set_state("relisting", "watch expired (410)")
                 version = ""
             except ApiError as error:
+                self.attempted.set()
                 if error.status == 410:   # some servers refuse an expired watch with an HTTP 410
                     self._set_state("relisting", "watch expired (410)")
                     version = ""
@@ -162,6 +165,7 @@ class Reflector(Generic[T]):
                 break
         self.on_replace(items)
         self.synced.set()
+        self.attempted.set()
         self._set_state("synced", f"{len(items)} objects")
         return str((body.get("metadata") or {}).get("resourceVersion") or "")
 

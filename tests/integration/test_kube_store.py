@@ -208,3 +208,18 @@ def test_setting_the_polling_interval_is_guarded_by_the_resource_version(emulato
 def _count(emulator, method: str, path: str, watch: bool | None = None) -> int:
     return sum(1 for r in emulator.requests if r.method == method and r.path == path
                and (watch is None or (r.query.get("watch") in ("true", "1")) == watch))
+
+
+def test_a_gitrepo_secret_the_service_cannot_read_does_not_hold_readiness(emulator, store):
+    emulator.create(gitrepo("locked", webhookSecret="forbidden-hook"))
+    emulator.fail_next("GET", r"/api/v1/namespaces/fleet-default/secrets$", 403, count=10_000)
+    kube = store()
+    wait_for(lambda: _ready(kube), message="ready despite the forbidden Secret")
+    assert kube.secret("fleet-default", "forbidden-hook") is None
+
+
+def test_readiness_waits_for_the_global_secret(emulator, store):
+    emulator.fail_next("GET", r"/api/v1/namespaces/cattle-fleet-system/secrets$", 503, count=3)
+    kube = store()
+    assert not _ready(kube)
+    wait_for(lambda: _ready(kube), message="ready once the global Secret listed")
