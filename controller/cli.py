@@ -24,7 +24,7 @@ COMMON = ("kubeconfig", "namespace", "gitrepos", "store", "webhook_mode", "webho
           "log_format", "log_level")
 SERVING = ("workers", "threads", "graceful_timeout", "resync_period", "reconcile_period")
 RECEIVING = ("require_signature", "max_body_size", "rate_limit", "rate_burst", "trust_forwarded_for",
-             "patch_deadline")
+             "patch_deadline", "body_timeout")
 TLS = ("tls_cert", "tls_key")
 
 

@@ -48,6 +48,13 @@ class MethodNotAllowed(ServiceError):
     code = "method-not-allowed"
 
 
+class RequestTimeout(ServiceError):
+    """The client stopped sending its body."""
+
+    status = 408
+    code = "request-timeout"
+
+
 class PayloadTooLarge(ServiceError):
     """The body is over the configured limit."""
 

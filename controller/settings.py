@@ -66,6 +66,7 @@ class Settings:
     rate_burst: int = 200
     trust_forwarded_for: bool = False
     patch_deadline: float = 8.0
+    body_timeout: float = 10.0
     resync_period: float = 600.0
     reconcile_period: float = 5.0
 
@@ -165,6 +166,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "rate_burst": _positive_int,
     "trust_forwarded_for": _boolean,
     "patch_deadline": _seconds,
+    "body_timeout": _seconds,
     "resync_period": _seconds,
     "reconcile_period": _seconds,
 }
@@ -192,6 +194,7 @@ _HELP: dict[str, str] = {
     "rate_burst": "burst of deliveries per source before 429",
     "trust_forwarded_for": "key the rate limit on X-Forwarded-For (only behind a trusted Ingress)",
     "patch_deadline": "seconds a status patch is retried before the delivery answers 503",
+    "body_timeout": "seconds a client may take between body reads before the delivery answers 408",
     "resync_period": "seconds between full relists of the watch-fed caches",
     "reconcile_period": "seconds between passes keeping GitRepos' polling in line with webhook mode",
 }

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import ClientDisconnected
 
 from controller import web
-from controller.errors import MethodNotAllowed, PayloadTooLarge, TooManyRequests
+from controller.errors import MethodNotAllowed, PayloadTooLarge, RequestTimeout, TooManyRequests
 from controller.receiver.limits import RateLimiter
 from controller.receiver.pipeline import Delivery, Receiver
 from controller.settings import Settings
@@ -37,7 +38,7 @@ def create_app(settings: Settings, store: Store) -> Flask:
                                   headers={"Retry-After": str(max(1, round(wait)))})
         headers = {name.lower(): value for name, value in request.headers.items()}
         g.delivery_id = next((headers[name] for name in DELIVERY_ID_HEADERS if headers.get(name)), None)
-        reply = receiver.handle(Delivery(headers, _body(settings.max_body_size)))
+        reply = receiver.handle(Delivery(headers, _body(settings.max_body_size, settings.body_timeout)))
         g.delivery_id = reply.body.get("delivery") or g.delivery_id
         response = jsonify(reply.body)
         response.status_code = reply.status
@@ -47,9 +48,21 @@ def create_app(settings: Settings, store: Store) -> Flask:
     return app
 
 
-def _body(limit: int) -> bytes:
-    """The raw body; 413 when it is over ``limit``, whether it has a Content-Length or is chunked."""
-    data = request.get_data(cache=False)
+def _body(limit: int, timeout: float) -> bytes:
+    """The raw body; 413 when it is over ``limit``, whether it has a Content-Length or is chunked.
+
+    A client that stops sending its body would otherwise hold a gunicorn thread for as long as it
+    keeps the connection open: each read from the socket times out after ``timeout`` seconds (408).
+    """
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        sock.settimeout(timeout)
+    try:
+        data = request.get_data(cache=False)
+    except (OSError, ClientDisconnected):
+        # werkzeug reports the socket timeout as a client that went away; either way, 408.
+        raise RequestTimeout(f"the body stalled for {timeout:g} s (--body-timeout)",
+                             headers={"Connection": "close"}) from None
     # werkzeug refuses an over-long Content-Length, but silently cuts a chunked body at the limit:
     # one more byte from the server's stream tells a body of exactly the limit from a longer one.
     if len(data) >= limit and request.content_length is None and request.environ["wsgi.input"].read(1):

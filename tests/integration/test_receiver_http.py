@@ -217,3 +217,21 @@ def test_a_raw_request_with_a_bad_content_length_is_a_4xx_not_a_crash(shared):
         while chunk := connection.recv(65536):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
+
+
+def test_a_client_that_stalls_its_body_frees_the_worker_thread(run_service):
+    """With one thread, a stalled body would block every other delivery; it gets 408 instead."""
+    port = free_port()
+    started = run_service("serve", "receiver", "--listen", f"127.0.0.1:{port}", "--store", "offline",
+                          "--gitrepos", str(EXAMPLE_GITREPOS), "--threads", "1", "--body-timeout", "1")
+    service.wait_ready(f"http://127.0.0.1:{port}", started)
+    stalled = socket.create_connection(("127.0.0.1", port), timeout=10)
+    stalled.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 1000\r\n\r\n{\"ref\":")
+    try:
+        answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert answer.status_code == 200
+        head = stalled.recv(4096)
+        assert head.startswith(b"HTTP/1.1 408"), head[:100]
+    finally:
+        stalled.close()
