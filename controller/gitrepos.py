@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 GROUP = "fleet.cattle.io"
@@ -17,9 +17,13 @@ DEFAULT_BRANCH = "master"
 DEFAULTED_ANNOTATION = "gitjob.fleet.cattle.io/polling-interval-defaulted"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GitRepo:
-    """One GitRepo: identity, what it tracks, and the status fields the receiver writes."""
+    """One GitRepo: identity, what it tracks, and the status fields the receiver writes.
+
+    Only what the service reads is kept (slots, no copy of the object), so that 100k cached
+    GitRepos stay small.
+    """
 
     namespace: str
     name: str
@@ -32,7 +36,7 @@ class GitRepo:
     webhook_commit: str = ""
     uid: str = ""
     resource_version: str = ""
-    annotations: Mapping[str, str] = field(default_factory=dict)
+    polling_defaulted: bool = False   # carries DEFAULTED_ANNOTATION: this service set the interval
 
     @property
     def ref(self) -> str:
@@ -65,7 +69,7 @@ class GitRepo:
             webhook_commit=_text(status.get("webhookCommit")),
             uid=_text(metadata.get("uid")),
             resource_version=_text(metadata.get("resourceVersion")),
-            annotations={str(k): str(v) for k, v in _mapping(metadata.get("annotations")).items()},
+            polling_defaulted=_mapping(metadata.get("annotations")).get(DEFAULTED_ANNOTATION) == "true",
         )
 
 

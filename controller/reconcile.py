@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from controller.admission.durations import parse_go_duration
 from controller.admission.mutation import resolve_webhook_mode
-from controller.gitrepos import DEFAULTED_ANNOTATION, GitRepo
+from controller.gitrepos import GitRepo
 from controller.logs import fields
 from controller.settings import Settings
 from controller.store import GLOBAL_SECRET, Elector, GitRepoGone, Store, StoreError
@@ -43,7 +43,7 @@ def plan(gitrepos: Iterable[GitRepo], *, webhook_mode: str, global_secret_exists
     for gitrepo in gitrepos:
         mode = resolve_webhook_mode({"webhookSecret": gitrepo.webhook_secret}, webhook_mode=webhook_mode,
                                     global_secret_exists=global_secret_exists)
-        ours = gitrepo.annotations.get(DEFAULTED_ANNOTATION) == "true"
+        ours = gitrepo.polling_defaulted
         if mode.active and gitrepo.polling_interval is None:
             changes.append(Change(gitrepo, interval, True, f"webhook mode {mode.source}"))
         elif not mode.active and ours and _same_duration(gitrepo.polling_interval, interval):

@@ -308,3 +308,22 @@ def test_leases_events_and_webhook_configurations_are_ordinary_objects(kube_clie
     cfg = adm.create_validating_webhook_configuration({"metadata": {"name": "v"}, "webhooks": []})
     assert cfg.metadata.generation == 1
     assert [c.metadata.name for c in adm.list_validating_webhook_configuration().items] == ["v"]
+
+
+def test_a_list_with_limit_is_served_in_pages_that_continue(emulator: Emulator, kube_client) -> None:
+    api = client.CustomObjectsApi(kube_client)
+    for number in range(5):
+        emulator.create({"apiVersion": "fleet.cattle.io/v1alpha1", "kind": "GitRepo",
+                         "metadata": {"name": f"page-{number}", "namespace": "default"},
+                         "spec": {"repo": f"https://github.com/example/{number}"}})
+    names, token, pages = [], None, 0
+    while True:
+        page = api.list_cluster_custom_object("fleet.cattle.io", "v1alpha1", "gitrepos", limit=2,
+                                              _continue=token)
+        names += [item["metadata"]["name"] for item in page["items"]]
+        pages += 1
+        token = page["metadata"].get("continue")
+        if not token:
+            break
+    assert names == [f"page-{number}" for number in range(5)]
+    assert pages == 3

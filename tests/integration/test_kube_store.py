@@ -223,3 +223,15 @@ def test_readiness_waits_for_the_global_secret(emulator, store):
     kube = store()
     assert not _ready(kube)
     wait_for(lambda: _ready(kube), message="ready once the global Secret listed")
+
+
+def test_the_gitrepo_list_is_read_in_pages(emulator, store):
+    for number in range(1001):
+        emulator.create(gitrepo(f"app-{number:04d}", repo=f"https://github.com/example/app-{number}"))
+    kube = store()
+    wait_for(lambda: _ready(kube), message="caches synced")
+    assert len(kube.gitrepos()) == 1001
+    pages = [r for r in emulator.requests if r.path == "/apis/fleet.cattle.io/v1alpha1/gitrepos"
+             and "watch" not in r.query]
+    assert [r.query.get("limit") for r in pages] == ["500", "500", "500"]
+    assert [bool(r.query.get("continue")) for r in pages] == [False, True, True]

@@ -18,7 +18,8 @@ Deliberately out of scope (spec 6.14): protobuf; Table output (`as=Table` is ign
 served); aggregated discovery; managedFields and server-side-apply field ownership/conflicts (apply is a
 merge, so fields dropped from an applied config are not removed); CRD schema pruning and defaulting
 (only the GitRepo `spec.repo`/`spec.pollingInterval` rules are validated); RBAC (every authenticated
-request is allowed); `limit`/`continue` pagination (lists are always complete); dry-run; real Event
+request is allowed); consistent snapshots across `limit`/`continue` pages (pages are served, each from
+the current state, since the project's reflector pages its lists); dry-run; real Event
 semantics (core and events.k8s.io events are stored as separate, ordinary objects, not converted into
 each other); garbage collection and namespace finalisation (deleting a namespace removes it and its
 objects at once); watch bookmarks; multiple API versions per resource (so `matchPolicy` is moot).

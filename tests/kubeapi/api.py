@@ -6,6 +6,8 @@ unconditional updates without a client-supplied resourceVersion retry like the a
 GuaranteedUpdate)."""
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,12 +46,36 @@ class Api:
         return obj
 
     def list(self, rt: ResourceType, namespace: str | None, label_selector: str | None = None,
-             field_selector: str | None = None) -> dict[str, Any]:
+             field_selector: str | None = None, limit: str | None = None,
+             continue_token: str | None = None) -> dict[str, Any]:
+        """A list, in pages of ``limit`` items when asked (``metadata.continue`` names the next page).
+
+        Approximation: later pages show the objects as they are now, not as of the first page's
+        resourceVersion (a real API server serves every page from one snapshot).
+        """
         labels, fields = parse_label_selector(label_selector), parse_field_selector(field_selector)
         rv, items = self.store.list(rt, namespace)
         items = [o for o in items if labels(o["metadata"].get("labels") or {}) and fields(o)]
-        return {"apiVersion": rt.api_version, "kind": rt.list_kind, "metadata": {"resourceVersion": str(rv)},
-                "items": items}
+        metadata: dict[str, Any] = {"resourceVersion": str(rv)}
+        if continue_token:
+            try:
+                after = json.loads(base64.urlsafe_b64decode(continue_token.encode()))
+                start = (str(after["namespace"]), str(after["name"]))
+            except (ValueError, KeyError, TypeError):
+                raise errors.bad_request("invalid continue token") from None
+            items = [o for o in items if _ident(o) > start]
+        if limit:
+            try:
+                size = int(limit)
+            except ValueError:
+                raise errors.bad_request(f"invalid limit {limit!r}") from None
+            if 0 < size < len(items):
+                namespace_, name = _ident(items[size - 1])
+                token = json.dumps({"namespace": namespace_, "name": name}).encode()
+                metadata["continue"] = base64.urlsafe_b64encode(token).decode()
+                metadata["remainingItemCount"] = len(items) - size
+                items = items[:size]
+        return {"apiVersion": rt.api_version, "kind": rt.list_kind, "metadata": metadata, "items": items}
 
     # -- helpers -----------------------------------------------------------------------------------
     def _check_body(self, rt: ResourceType, body: Any, namespace: str | None) -> dict[str, Any]:
@@ -233,3 +259,8 @@ class Api:
                 if exc.code != 404:
                     raise
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+
+
+def _ident(obj: dict[str, Any]) -> tuple[str, str]:
+    metadata = obj.get("metadata") or {}
+    return (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))

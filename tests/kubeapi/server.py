@@ -228,7 +228,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if query.get("watch") in ("true", "1"):
                     self._watch(watch.WatchRequest(rt, ns, query), record_watch)
                     return None
-                return 200, api.list(rt, ns, query.get("labelSelector"), query.get("fieldSelector"))
+                return 200, api.list(rt, ns, query.get("labelSelector"), query.get("fieldSelector"),
+                                     query.get("limit"), query.get("continue"))
             if method == "POST" and (ns is not None or not rt.namespaced):
                 return 201, api.create(rt, ns, parsed, ctx)
             if method == "DELETE" and (ns is not None or not rt.namespaced):

@@ -96,6 +96,8 @@ def test_a_status_patch_changes_only_the_status_in_memory(tmp_path):
 def test_setting_and_reverting_the_polling_interval(tmp_path):
     store = OfflineStore.from_file(_write(tmp_path, GITREPO))
     gitrepo = store.set_polling_interval(store.gitrepos()[0], "1h", defaulted=True)
-    assert gitrepo.polling_interval == "1h" and gitrepo.annotations[DEFAULTED_ANNOTATION] == "true"
+    assert gitrepo.polling_interval == "1h" and gitrepo.polling_defaulted
+    assert store.object("fleet-default", "app")["metadata"]["annotations"][DEFAULTED_ANNOTATION] == "true"
     gitrepo = store.set_polling_interval(gitrepo, None, defaulted=False)
-    assert gitrepo.polling_interval is None and DEFAULTED_ANNOTATION not in gitrepo.annotations
+    assert gitrepo.polling_interval is None and not gitrepo.polling_defaulted
+    assert DEFAULTED_ANNOTATION not in store.object("fleet-default", "app")["metadata"]["annotations"]

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from controller.gitrepos import DEFAULTED_ANNOTATION, GitRepo
+from controller.gitrepos import GitRepo
 from controller.reconcile import plan
 
-OURS = {DEFAULTED_ANNOTATION: "true"}
-
-
-def repo(name: str, interval: str | None = None, annotations=None, webhook_secret: str = "") -> GitRepo:
+def repo(name: str, interval: str | None = None, ours: bool = False, webhook_secret: str = "") -> GitRepo:
     return GitRepo("fleet-default", name, "https://github.com/example/app", polling_interval=interval,
-                   annotations=annotations or {}, webhook_secret=webhook_secret)
+                   polling_defaulted=ours, webhook_secret=webhook_secret)
 
 
 @pytest.mark.parametrize(("gitrepo", "mode", "global_secret", "expected"), [
@@ -23,12 +20,12 @@ def repo(name: str, interval: str | None = None, annotations=None, webhook_secre
     pytest.param(repo("a"), "on", False, ("1h", True), id="mode on: defaulted without a secret"),
     pytest.param(repo("a"), "off", True, None, id="mode off: never defaulted"),
     pytest.param(repo("a", "15s"), "on", True, None, id="explicit interval kept in webhook mode"),
-    pytest.param(repo("a", "1h", OURS), "auto", False, (None, False), id="ours, mode turned off: reverted"),
-    pytest.param(repo("a", "1h0m0s", OURS), "off", True, (None, False),
+    pytest.param(repo("a", "1h", ours=True), "auto", False, (None, False), id="ours, mode turned off: reverted"),
+    pytest.param(repo("a", "1h0m0s", ours=True), "off", True, (None, False),
                  id="ours as the API server normalises it: reverted"),
-    pytest.param(repo("a", "2h", OURS), "auto", False, None, id="ours but changed by an operator: kept"),
+    pytest.param(repo("a", "2h", ours=True), "auto", False, None, id="ours but changed by an operator: kept"),
     pytest.param(repo("a", "1h"), "auto", False, None, id="not ours: never reverted"),
-    pytest.param(repo("a", "1h", OURS), "auto", True, None, id="ours, still webhook mode: nothing to do"),
+    pytest.param(repo("a", "1h", ours=True), "auto", True, None, id="ours, still webhook mode: nothing to do"),
 ])
 def test_the_plan_adjusts_only_what_webhook_mode_asks(gitrepo, mode, global_secret, expected):
     changes = plan([gitrepo], webhook_mode=mode, global_secret_exists=global_secret, interval="1h")
