@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -57,6 +58,9 @@ def _health_blueprint(readiness: Readiness) -> Blueprint:
 def install(app: Flask, listener: str, readiness: Readiness) -> None:
     """Register health routes, JSON error handling and the per-request log line on ``app``."""
     app.register_blueprint(_health_blueprint(readiness))
+    # Labelled metric children, looked up once per label set: the admission path is latency first.
+    counters: dict[tuple[str, str, str], Any] = {}
+    timers: dict[str, Any] = {}
 
     @app.before_request
     def start_timer() -> None:
@@ -66,8 +70,15 @@ def install(app: Flask, listener: str, readiness: Readiness) -> None:
     def log_request(response: Response) -> Response:
         duration = time.perf_counter() - g.get("started", time.perf_counter())
         route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
-        metrics.HTTP_REQUESTS.labels(listener, route, request.method, str(response.status_code)).inc()
-        metrics.HTTP_DURATION.labels(listener, route).observe(duration)
+        key = (route, request.method, str(response.status_code))
+        counter = counters.get(key)
+        if counter is None:
+            counter = counters.setdefault(key, metrics.HTTP_REQUESTS.labels(listener, *key))
+        counter.inc()
+        timer = timers.get(route)
+        if timer is None:
+            timer = timers.setdefault(route, metrics.HTTP_DURATION.labels(listener, route))
+        timer.observe(duration)
         if request.path not in HEALTH_ROUTES or response.status_code >= 400:
             log.info("request", extra=fields(
                 listener=listener, method=request.method, path=request.path,

@@ -6,6 +6,7 @@ Parsed exactly like Go's ``time.ParseDuration``, plus Fleet's rule that the bare
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 from typing import Final
@@ -28,6 +29,7 @@ _UNIT_NS: Final = {
 _GROUP = re.compile(r"(?P<whole>[0-9]*)(?:\.(?P<frac>[0-9]*))?(?P<unit>[^0-9.]*)")
 
 
+@functools.lru_cache(maxsize=256)
 def parse_go_duration_ns(text: str) -> int:
     """Parse a Go duration into whole nanoseconds (Go truncates finer fractions too).
 
