@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import datetime
 import pathlib
-from collections.abc import Iterator
 
 import pytest
 
 from benchkit import Section, machine_facts
-from support import service
 from support.waiting import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -93,21 +91,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if any(inside):
         config.hook.pytest_deselected(items=[item for item, flag in zip(items, inside) if flag])
         items[:] = [item for item, flag in zip(items, inside) if not flag]
-
-
-@pytest.fixture
-def run_service(tmp_path) -> Iterator:
-    """Start ``gitjob-webhook ...`` (or any module, with ``module=``) processes; all stopped at the end."""
-    started: list[service.Service] = []
-
-    def run(*arguments: str, env: dict[str, str] | None = None) -> service.Service:
-        log_path = str(tmp_path / f"service-{len(started)}.log")
-        started.append(service.start(arguments, log_path, env))
-        return started[-1]
-
-    yield run
-    for process in started:
-        process.stop()
 
 
 @pytest.fixture

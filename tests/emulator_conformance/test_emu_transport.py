@@ -1,4 +1,5 @@
-"""TLS, bearer tokens, discovery, kubeconfig, request log and the failure/delay hooks (6.1-6.2, test hooks)."""
+"""TLS, bearer tokens, discovery, kubeconfig, request log, failure and delay hooks (6.1-6.2, test hooks)."""
+
 from __future__ import annotations
 
 import time
@@ -22,8 +23,9 @@ def test_requests_without_the_right_token_get_401(emulator: Emulator, token: str
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
 def test_bearer_scheme_is_case_insensitive(emulator: Emulator, scheme: str) -> None:
-    status, body = raw_request(emulator, "GET", "/api/v1/namespaces",
-                               headers={"Authorization": f"{scheme} {emulator.token}"})
+    status, body = raw_request(
+        emulator, "GET", "/api/v1/namespaces", headers={"Authorization": f"{scheme} {emulator.token}"}
+    )
     assert status == 200 and body["kind"] == "NamespaceList"
 
 
@@ -61,11 +63,21 @@ def test_discovery_documents_are_served(emulator: Emulator) -> None:
     assert raw_request(emulator, "GET", "/api")[1]["versions"] == ["v1"]
     core = raw_request(emulator, "GET", "/api/v1")[1]
     assert core["groupVersion"] == "v1" and {"namespaces", "secrets", "configmaps", "events"} <= {
-        r["name"] for r in core["resources"]}
+        r["name"] for r in core["resources"]
+    }
     groups = {g["name"] for g in raw_request(emulator, "GET", "/apis")[1]["groups"]}
-    assert groups == {"events.k8s.io", "coordination.k8s.io", "fleet.cattle.io", "admissionregistration.k8s.io"}
-    assert raw_request(emulator, "GET", "/apis/fleet.cattle.io")[1]["preferredVersion"]["version"] == "v1alpha1"
-    fleet = {r["name"]: r for r in raw_request(emulator, "GET", "/apis/fleet.cattle.io/v1alpha1")[1]["resources"]}
+    assert groups == {
+        "events.k8s.io",
+        "coordination.k8s.io",
+        "fleet.cattle.io",
+        "admissionregistration.k8s.io",
+    }
+    assert (
+        raw_request(emulator, "GET", "/apis/fleet.cattle.io")[1]["preferredVersion"]["version"] == "v1alpha1"
+    )
+    fleet = {
+        r["name"]: r for r in raw_request(emulator, "GET", "/apis/fleet.cattle.io/v1alpha1")[1]["resources"]
+    }
     assert fleet["gitrepos"]["kind"] == "GitRepo" and fleet["gitrepos"]["namespaced"] is True
     assert {"singularName", "verbs", "shortNames"} <= set(fleet["gitrepos"])
     assert fleet["gitrepos/status"]["verbs"] == ["get", "patch", "update"]
@@ -78,27 +90,37 @@ def test_openapi_v3_index_points_at_documents_with_field_validation(emulator: Em
     assert url.startswith("/openapi/v3/apis/fleet.cattle.io/v1alpha1?hash=")
     doc = raw_request(emulator, "GET", url)[1]
     op = doc["paths"]["/apis/fleet.cattle.io/v1alpha1/namespaces/{namespace}/gitrepos/{name}"]["patch"]
-    assert op["x-kubernetes-group-version-kind"] == {"group": "fleet.cattle.io", "version": "v1alpha1",
-                                                     "kind": "GitRepo"}
+    assert op["x-kubernetes-group-version-kind"] == {
+        "group": "fleet.cattle.io",
+        "version": "v1alpha1",
+        "kind": "GitRepo",
+    }
     assert "fieldValidation" in {p["name"] for p in op["parameters"]}
 
 
 def test_request_log_records_method_path_query_content_type_status_and_body(
-        emulator: Emulator, kube_client: client.ApiClient) -> None:
+    emulator: Emulator, kube_client: client.ApiClient
+) -> None:
     crd = client.CustomObjectsApi(kube_client)
     emulator.create(gitrepo("r"))
-    crd.patch_namespaced_custom_object_status("fleet.cattle.io", "v1alpha1", "fleet-local", "gitrepos", "r",
-                                              {"status": {"webhookCommit": "abc"}})
+    crd.patch_namespaced_custom_object_status(
+        "fleet.cattle.io", "v1alpha1", "fleet-local", "gitrepos", "r", {"status": {"webhookCommit": "abc"}}
+    )
     rec = emulator.requests[-1]
     assert (rec.method, rec.path, rec.content_type, rec.status, rec.body) == (
-        "PATCH", "/apis/fleet.cattle.io/v1alpha1/namespaces/fleet-local/gitrepos/r/status",
-        "application/merge-patch+json", 200, {"status": {"webhookCommit": "abc"}})
+        "PATCH",
+        "/apis/fleet.cattle.io/v1alpha1/namespaces/fleet-local/gitrepos/r/status",
+        "application/merge-patch+json",
+        200,
+        {"status": {"webhookCommit": "abc"}},
+    )
     client.CoreV1Api(kube_client).list_namespace(label_selector="a=b")
     assert emulator.requests[-1].query == {"labelSelector": "a=b"}
 
 
-def test_fail_next_answers_matching_requests_with_a_status_error(emulator: Emulator,
-                                                                 kube_client: client.ApiClient) -> None:
+def test_fail_next_answers_matching_requests_with_a_status_error(
+    emulator: Emulator, kube_client: client.ApiClient
+) -> None:
     core = client.CoreV1Api(kube_client)
     emulator.fail_next("GET", r"/namespaces/default$", 503, count=2)
     for _ in range(2):
@@ -112,8 +134,12 @@ def test_fail_next_429_may_carry_retry_after(emulator: Emulator) -> None:
     # Note: the official client's urllib3 retry honours Retry-After on 429, so look at it raw.
     emulator.fail_next("GET", "/api/v1/namespaces$", 429, retry_after=1)
     with requests.Session() as session:
-        with session.get(emulator.url + "/api/v1/namespaces", verify=emulator.ca_file, timeout=5,
-                         headers={"Authorization": f"Bearer {emulator.token}"}) as resp:
+        with session.get(
+            emulator.url + "/api/v1/namespaces",
+            verify=emulator.ca_file,
+            timeout=5,
+            headers={"Authorization": f"Bearer {emulator.token}"},
+        ) as resp:
             assert resp.status_code == 429 and resp.headers["Retry-After"] == "1"
             assert resp.json()["reason"] == "TooManyRequests"
             assert resp.json()["details"] == {"retryAfterSeconds": 1}

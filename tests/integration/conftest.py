@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 
 from support.paths import EXAMPLE_GITREPOS
 from support import service
 from support.waiting import free_port
-
-
-@pytest.fixture
-def run_service(tmp_path) -> Iterator:
-    """Start ``gitjob-webhook serve ...`` processes; every one is stopped at the end of the test."""
-    started: list[service.Service] = []
-
-    def run(*arguments: str, env: dict[str, str] | None = None) -> service.Service:
-        log_path = str(tmp_path / f"service-{len(started)}.log")
-        started.append(service.start(arguments, log_path, env))
-        return started[-1]
-
-    yield run
-    for process in started:
-        process.stop()
 
 
 @pytest.fixture

@@ -12,8 +12,13 @@ from support.service import command
 
 
 def _run(*arguments: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command(*arguments), capture_output=True, text=True, timeout=timeout,
-                          env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"})
+    return subprocess.run(
+        command(*arguments),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"},
+    )
 
 
 def _assert_one_line_error(result: subprocess.CompletedProcess[str], status: int, *expected: str) -> None:
@@ -26,48 +31,73 @@ def _assert_one_line_error(result: subprocess.CompletedProcess[str], status: int
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize(("arguments", "expected"), [
-    pytest.param(("frobnicate",), "invalid choice: 'frobnicate'", id="unknown subcommand"),
-    pytest.param(("serve",), "the following arguments are required", id="serve without listener"),
-    pytest.param(("serve", "receiver", "--colour", "blue"), "unrecognized arguments: --colour",
-                 id="unknown option"),
-    pytest.param(("serve", "receiver", "--webhook-mode", "sometimes"), "--webhook-mode: 'sometimes'",
-                 id="bad option value"),
-    pytest.param(("serve", "admission", "--listen", "127.0.0.1:1"), "needs --tls-cert and --tls-key",
-                 id="admission without certificate"),
-    pytest.param(("explain", "--provider", "github"), "--payload", id="explain without payload"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        pytest.param(("frobnicate",), "invalid choice: 'frobnicate'", id="unknown subcommand"),
+        pytest.param(("serve",), "the following arguments are required", id="serve without listener"),
+        pytest.param(
+            ("serve", "receiver", "--colour", "blue"), "unrecognized arguments: --colour", id="unknown option"
+        ),
+        pytest.param(
+            ("serve", "receiver", "--webhook-mode", "sometimes"),
+            "--webhook-mode: 'sometimes'",
+            id="bad option value",
+        ),
+        pytest.param(
+            ("serve", "admission", "--listen", "127.0.0.1:1"),
+            "needs --tls-cert and --tls-key",
+            id="admission without certificate",
+        ),
+        pytest.param(("explain", "--provider", "github"), "--payload", id="explain without payload"),
+    ],
+)
 def test_a_usage_mistake_is_one_line_and_status_2(arguments, expected):
     _assert_one_line_error(_run(*arguments), 2, expected)
 
 
 def test_an_unreadable_certificate_is_named(tmp_path):
-    result = _run("serve", "admission", "--tls-cert", str(tmp_path / "none.crt"),
-                  "--tls-key", str(tmp_path / "none.key"))
+    result = _run(
+        "serve",
+        "admission",
+        "--tls-cert",
+        str(tmp_path / "none.crt"),
+        "--tls-key",
+        str(tmp_path / "none.key"),
+    )
     _assert_one_line_error(result, 2, "--tls-cert/--tls-key", "none.crt", "No such file")
 
 
 def test_a_key_that_does_not_match_the_certificate_is_named(dev_certs):
-    result = _run("serve", "admission", "--tls-cert", str(dev_certs / "tls.crt"),
-                  "--tls-key", str(dev_certs / "ca.key"))
+    result = _run(
+        "serve", "admission", "--tls-cert", str(dev_certs / "tls.crt"), "--tls-key", str(dev_certs / "ca.key")
+    )
     _assert_one_line_error(result, 2, "key does not match the certificate")
 
 
 def test_a_file_that_is_not_a_certificate_is_named(tmp_path):
     (tmp_path / "x.crt").write_text("hello")
-    result = _run("serve", "admission", "--tls-cert", str(tmp_path / "x.crt"),
-                  "--tls-key", str(tmp_path / "x.crt"))
+    result = _run(
+        "serve", "admission", "--tls-cert", str(tmp_path / "x.crt"), "--tls-key", str(tmp_path / "x.crt")
+    )
     _assert_one_line_error(result, 2, "x.crt", "not a PEM certificate and key")
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    pytest.param("a: [b", "not valid YAML", id="not YAML"),
-    pytest.param("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", "is not a GitRepo", id="wrong kind"),
-])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        pytest.param("a: [b", "not valid YAML", id="not YAML"),
+        pytest.param(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", "is not a GitRepo", id="wrong kind"
+        ),
+    ],
+)
 def test_a_bad_gitrepos_file_is_named(tmp_path, content, expected):
     path = tmp_path / "gitrepos.yaml"
     path.write_text(content)
-    result = _run("serve", "receiver", "--store", "offline", "--gitrepos", str(path), "--listen", "127.0.0.1:1")
+    result = _run(
+        "serve", "receiver", "--store", "offline", "--gitrepos", str(path), "--listen", "127.0.0.1:1"
+    )
     _assert_one_line_error(result, 2, str(path), expected)
 
 
@@ -76,8 +106,16 @@ def test_a_port_in_use_is_a_runtime_failure(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = _run("serve", "receiver", "--store", "offline", "--gitrepos", str(EXAMPLE_GITREPOS),
-                      "--listen", f"127.0.0.1:{port}")
+        result = _run(
+            "serve",
+            "receiver",
+            "--store",
+            "offline",
+            "--gitrepos",
+            str(EXAMPLE_GITREPOS),
+            "--listen",
+            f"127.0.0.1:{port}",
+        )
     _assert_one_line_error(result, 1, f"cannot listen on 127.0.0.1:{port}", "in use")
 
 

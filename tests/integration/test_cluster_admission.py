@@ -33,22 +33,42 @@ spec:
 @pytest.fixture
 def admission_cluster(emulator, kubeconfig_path, kubectl, run_service, tmp_path):
     """Webhook configurations applied and injected, admission server running, global Secret present."""
-    certs.ensure_certificates(str(tmp_path / "certs"), certs.service_names("gitjob-webhook-admission",
-                                                                           "cattle-fleet-system"))
+    certs.ensure_certificates(
+        str(tmp_path / "certs"), certs.service_names("gitjob-webhook-admission", "cattle-fleet-system")
+    )
     # Before the server starts, so that its first sync already sees webhook mode on.
-    emulator.create({"apiVersion": "v1", "kind": "Secret",
-                     "metadata": {"name": "gitjob-webhook", "namespace": "cattle-fleet-system"},
-                     "stringData": {"github": "s3cret"}})
+    emulator.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "gitjob-webhook", "namespace": "cattle-fleet-system"},
+            "stringData": {"github": "s3cret"},
+        }
+    )
     port = free_port()
-    started = run_service("serve", "admission", "--listen", f"127.0.0.1:{port}",
-                          "--kubeconfig", kubeconfig_path, "--tls-cert", str(tmp_path / "certs" / "tls.crt"),
-                          "--tls-key", str(tmp_path / "certs" / "tls.key"))
+    started = run_service(
+        "serve",
+        "admission",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--kubeconfig",
+        kubeconfig_path,
+        "--tls-cert",
+        str(tmp_path / "certs" / "tls.crt"),
+        "--tls-key",
+        str(tmp_path / "certs" / "tls.key"),
+    )
     emulator.map_service("cattle-fleet-system", "gitjob-webhook-admission", port)
     applied = kubectl("apply", "-f", str(MANIFESTS / "webhooks.yaml"))
     assert applied.returncode == 0, applied.stderr
-    injected = subprocess.run(command("certs", "inject", "--ca", str(tmp_path / "certs" / "ca.crt"),
-                                      "--kubeconfig", kubeconfig_path), capture_output=True, text=True,
-                              timeout=30)
+    injected = subprocess.run(
+        command(
+            "certs", "inject", "--ca", str(tmp_path / "certs" / "ca.crt"), "--kubeconfig", kubeconfig_path
+        ),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert injected.returncode == 0, injected.stderr
     service.wait_ready(f"https://127.0.0.1:{port}", started, verify=str(tmp_path / "certs" / "ca.crt"))
     return started
@@ -80,10 +100,15 @@ def test_an_explicit_interval_is_kept_with_a_warning_kubectl_prints(emulator, ad
 
 def test_the_official_client_gets_the_same_defaulting(emulator, admission_cluster, kube_client):
     api = client.CustomObjectsApi(kube_client)
-    body = {"apiVersion": "fleet.cattle.io/v1alpha1", "kind": "GitRepo",
-            "metadata": {"name": "by-client", "namespace": "fleet-default"},
-            "spec": {"repo": "https://github.com/example/app"}}
-    created = api.create_namespaced_custom_object("fleet.cattle.io", "v1alpha1", "fleet-default", "gitrepos", body)
+    body = {
+        "apiVersion": "fleet.cattle.io/v1alpha1",
+        "kind": "GitRepo",
+        "metadata": {"name": "by-client", "namespace": "fleet-default"},
+        "spec": {"repo": "https://github.com/example/app"},
+    }
+    created = api.create_namespaced_custom_object(
+        "fleet.cattle.io", "v1alpha1", "fleet-default", "gitrepos", body
+    )
     assert created["spec"]["pollingInterval"] == "1h"
 
 
@@ -103,12 +128,14 @@ data:
     assert result.returncode != 0
     assert result.stderr == (
         'Error from server (Forbidden): error when creating "STDIN": secrets "gitjob-webhook" is forbidden: '
-        'admission webhook '
-        '"secrets.gitjob-webhook.fleet.cattle.io" denied the request: Secret cattle-fleet-system/gitjob-webhook '
+        "admission webhook "
+        '"secrets.gitjob-webhook.fleet.cattle.io" denied the request: '
+        "Secret cattle-fleet-system/gitjob-webhook "
         'is not a valid webhook secret: key "GitHub" is not a provider key (did you mean "github"?) and ends '
-        'with a newline (it was probably created with --from-file; recreate it with --from-literal or strip '
-        'the newline). Allowed keys: github, gitlab, bitbucket, bitbucket-server, gogs, azure-username, '
-        'azure-password.\n')
+        "with a newline (it was probably created with --from-file; recreate it with --from-literal or strip "
+        "the newline). Allowed keys: github, gitlab, bitbucket, bitbucket-server, gogs, azure-username, "
+        "azure-password.\n"
+    )
     assert emulator.get("secrets", "cattle-fleet-system", "gitjob-webhook") is None
     denial = next(line for line in admission_cluster.log().splitlines() if "admission denied" in line)
     assert '"operation": "CREATE"' in denial and "s3cret" not in denial
@@ -128,7 +155,11 @@ def test_a_valid_webhook_secret_and_other_secrets_are_admitted(emulator, admissi
     other = kubectl("apply", "-f", "-", input=SECRET.format(name="unrelated", data="  anything: goes\n"))
     assert other.returncode == 0, other.stderr
     emulator.delete("secrets", "cattle-fleet-system", "gitjob-webhook")
-    valid = kubectl("apply", "-f", "-", input=SECRET.format(name="gitjob-webhook",
-                                                           data="  github: s3cret\n  gitlab: t0ken\n"))
+    valid = kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=SECRET.format(name="gitjob-webhook", data="  github: s3cret\n  gitlab: t0ken\n"),
+    )
     assert valid.returncode == 0, valid.stderr
     assert emulator.get("secrets", "cattle-fleet-system", "gitjob-webhook") is not None

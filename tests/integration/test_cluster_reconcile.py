@@ -12,9 +12,12 @@ from support.waiting import free_port, wait_for
 
 
 def _gitrepo(name: str, **spec: object) -> dict:
-    return {"apiVersion": "fleet.cattle.io/v1alpha1", "kind": "GitRepo",
-            "metadata": {"name": name, "namespace": "fleet-default"},
-            "spec": {"repo": f"https://github.com/example/{name}", **spec}}
+    return {
+        "apiVersion": "fleet.cattle.io/v1alpha1",
+        "kind": "GitRepo",
+        "metadata": {"name": name, "namespace": "fleet-default"},
+        "spec": {"repo": f"https://github.com/example/{name}", **spec},
+    }
 
 
 @pytest.fixture
@@ -22,9 +25,20 @@ def reconciling(emulator, kubeconfig_path, run_service, dev_certs):
     emulator.create(_gitrepo("plain"))
     emulator.create(_gitrepo("explicit", pollingInterval="30m"))
     port = free_port()
-    started = run_service("serve", "admission", "--listen", f"127.0.0.1:{port}", "--kubeconfig", kubeconfig_path,
-                          "--tls-cert", str(dev_certs / "tls.crt"), "--tls-key", str(dev_certs / "tls.key"),
-                          "--reconcile-period", "0.1")
+    started = run_service(
+        "serve",
+        "admission",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--kubeconfig",
+        kubeconfig_path,
+        "--tls-cert",
+        str(dev_certs / "tls.crt"),
+        "--tls-key",
+        str(dev_certs / "tls.key"),
+        "--reconcile-period",
+        "0.1",
+    )
     service.wait_ready(f"https://127.0.0.1:{port}", started, verify=str(dev_certs / "ca.crt"))
     return started
 
@@ -47,9 +61,14 @@ def test_webhook_mode_turning_on_and_off_adjusts_only_defaulted_gitrepos(emulato
     wait_for(lambda: _lease_renewals(emulator) >= 3, message="three reconcile passes")
     assert "pollingInterval" not in _spec(emulator, "plain")
 
-    emulator.create({"apiVersion": "v1", "kind": "Secret",
-                     "metadata": {"name": "gitjob-webhook", "namespace": "cattle-fleet-system"},
-                     "stringData": {"github": "s3cret"}})
+    emulator.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "gitjob-webhook", "namespace": "cattle-fleet-system"},
+            "stringData": {"github": "s3cret"},
+        }
+    )
     wait_for(lambda: _spec(emulator, "plain").get("pollingInterval") == "1h", message="1h set")
     assert _annotations(emulator, "plain")[DEFAULTED_ANNOTATION] == "true"
 
@@ -62,12 +81,23 @@ def test_webhook_mode_turning_on_and_off_adjusts_only_defaulted_gitrepos(emulato
 
 
 def test_an_interval_an_operator_changed_is_not_reverted(emulator, reconciling, kube_client):
-    emulator.create({"apiVersion": "v1", "kind": "Secret",
-                     "metadata": {"name": "gitjob-webhook", "namespace": "cattle-fleet-system"},
-                     "stringData": {"github": "s3cret"}})
+    emulator.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "gitjob-webhook", "namespace": "cattle-fleet-system"},
+            "stringData": {"github": "s3cret"},
+        }
+    )
     wait_for(lambda: _spec(emulator, "plain").get("pollingInterval") == "1h", message="1h set")
     client.CustomObjectsApi(kube_client).patch_namespaced_custom_object(
-        "fleet.cattle.io", "v1alpha1", "fleet-default", "gitrepos", "plain", {"spec": {"pollingInterval": "2h"}})
+        "fleet.cattle.io",
+        "v1alpha1",
+        "fleet-default",
+        "gitrepos",
+        "plain",
+        {"spec": {"pollingInterval": "2h"}},
+    )
 
     emulator.delete("secrets", "cattle-fleet-system", "gitjob-webhook")
     renewals = _lease_renewals(emulator)

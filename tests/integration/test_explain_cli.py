@@ -14,16 +14,26 @@ SIGNATURE = "sha256=abcee8ae5f5c28fc2e4d2a0ffe46115bf9dc9d7c2e34592846d9361fffb8
 
 
 def _explain(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command("explain", "--store", "offline", "--gitrepos", str(EXAMPLE_GITREPOS),
-                                  *arguments),
-                          capture_output=True, text=True, timeout=30,
-                          env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"})
+    return subprocess.run(
+        command("explain", "--store", "offline", "--gitrepos", str(EXAMPLE_GITREPOS), *arguments),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"},
+    )
 
 
 def _github_push(*headers: str) -> subprocess.CompletedProcess[str]:
     extra = [item for header in headers for item in ("--header", header)]
-    return _explain("--provider", "github", "--payload", str(PROVIDER_FIXTURES / "github/push.json"),
-                    "--header", "X-GitHub-Event=push", *extra)
+    return _explain(
+        "--provider",
+        "github",
+        "--payload",
+        str(PROVIDER_FIXTURES / "github/push.json"),
+        "--header",
+        "X-GitHub-Event=push",
+        *extra,
+    )
 
 
 def test_explain_prints_for_every_gitrepo_whether_the_push_concerns_it():
@@ -53,17 +63,38 @@ def test_explain_never_prints_a_secret_value():
     assert "IsWishesWereHorsesWedAllBeEatingSteak!" not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("arguments", "expected"), [
-    pytest.param(("--provider", "github", "--payload", "/nonexistent/push.json"),
-                 "--payload /nonexistent/push.json: cannot read", id="missing payload file"),
-    pytest.param(("--provider", "gerrit", "--payload", str(PROVIDER_FIXTURES / "github/push.json")),
-                 "--provider 'gerrit' is not a provider; choose one of", id="unknown provider"),
-    pytest.param(("--provider", "github", "--payload", str(EXAMPLE_GITREPOS),
-                  "--header", "X-GitHub-Event=push"),
-                 "not a valid github delivery", id="payload that is not JSON"),
-    pytest.param(("--provider", "github", "--payload", str(PROVIDER_FIXTURES / "github/push.json"),
-                  "--header", "X-GitHub-Event"), "expected NAME=VALUE", id="header without value"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        pytest.param(
+            ("--provider", "github", "--payload", "/nonexistent/push.json"),
+            "--payload /nonexistent/push.json: cannot read",
+            id="missing payload file",
+        ),
+        pytest.param(
+            ("--provider", "gerrit", "--payload", str(PROVIDER_FIXTURES / "github/push.json")),
+            "--provider 'gerrit' is not a provider; choose one of",
+            id="unknown provider",
+        ),
+        pytest.param(
+            ("--provider", "github", "--payload", str(EXAMPLE_GITREPOS), "--header", "X-GitHub-Event=push"),
+            "not a valid github delivery",
+            id="payload that is not JSON",
+        ),
+        pytest.param(
+            (
+                "--provider",
+                "github",
+                "--payload",
+                str(PROVIDER_FIXTURES / "github/push.json"),
+                "--header",
+                "X-GitHub-Event",
+            ),
+            "expected NAME=VALUE",
+            id="header without value",
+        ),
+    ],
+)
 def test_an_explain_mistake_is_one_line_and_status_2(arguments, expected):
     result = _explain(*arguments)
 
@@ -74,13 +105,31 @@ def test_an_explain_mistake_is_one_line_and_status_2(arguments, expected):
 
 
 def test_explain_reads_the_cluster_and_writes_nothing(emulator, kubeconfig_path):
-    emulator.create({"apiVersion": "fleet.cattle.io/v1alpha1", "kind": "GitRepo",
-                     "metadata": {"name": "sample-app", "namespace": "fleet-default"},
-                     "spec": {"repo": "https://github.com/binkkatal/sample_app", "branch": "master"}})
+    emulator.create(
+        {
+            "apiVersion": "fleet.cattle.io/v1alpha1",
+            "kind": "GitRepo",
+            "metadata": {"name": "sample-app", "namespace": "fleet-default"},
+            "spec": {"repo": "https://github.com/binkkatal/sample_app", "branch": "master"},
+        }
+    )
     result = subprocess.run(
-        command("explain", "--kubeconfig", kubeconfig_path, "--provider", "github",
-                "--payload", str(PROVIDER_FIXTURES / "github/push.json"), "--header", "X-GitHub-Event=push"),
-        capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"})
+        command(
+            "explain",
+            "--kubeconfig",
+            kubeconfig_path,
+            "--provider",
+            "github",
+            "--payload",
+            str(PROVIDER_FIXTURES / "github/push.json"),
+            "--header",
+            "X-GitHub-Event=push",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"},
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["store"].startswith("kubernetes (")

@@ -16,15 +16,24 @@ from support.waiting import wait_for
 WHEN = datetime.datetime(2026, 11, 29, 12, 0, 0, tzinfo=datetime.timezone.utc)
 
 
-def gitrepo(name: str, repo: str = "https://github.com/example/app", namespace: str = "fleet-default",
-            **spec: object) -> dict:
-    return {"apiVersion": "fleet.cattle.io/v1alpha1", "kind": "GitRepo",
-            "metadata": {"name": name, "namespace": namespace}, "spec": {"repo": repo, **spec}}
+def gitrepo(
+    name: str, repo: str = "https://github.com/example/app", namespace: str = "fleet-default", **spec: object
+) -> dict:
+    return {
+        "apiVersion": "fleet.cattle.io/v1alpha1",
+        "kind": "GitRepo",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"repo": repo, **spec},
+    }
 
 
 def secret(name: str, namespace: str = "cattle-fleet-system", **data: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
-            "stringData": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "stringData": data,
+    }
 
 
 @pytest.fixture
@@ -72,11 +81,15 @@ def test_watch_events_keep_the_cache_current(emulator, store):
     kube = store()
     wait_for(lambda: _ready(kube))
     emulator.create(gitrepo("late", repo="https://gitlab.example.com/group/late.git"))
-    wait_for(lambda: kube.gitrepos_for(repo_key("https://gitlab.example.com/group/late")),
-             message="the new GitRepo in the cache")
+    wait_for(
+        lambda: kube.gitrepos_for(repo_key("https://gitlab.example.com/group/late")),
+        message="the new GitRepo in the cache",
+    )
     emulator.delete("gitrepos", "fleet-default", "late")
-    wait_for(lambda: not kube.gitrepos_for(repo_key("https://gitlab.example.com/group/late")),
-             message="the deleted GitRepo gone")
+    wait_for(
+        lambda: not kube.gitrepos_for(repo_key("https://gitlab.example.com/group/late")),
+        message="the deleted GitRepo gone",
+    )
 
 
 def test_a_cut_watch_resumes_without_losing_events(emulator, store):
@@ -108,8 +121,10 @@ def test_only_referenced_secrets_are_watched_never_all_secrets(emulator, store):
     wait_for(lambda: _ready(kube))
     assert kube.secret("fleet-default", "team-a-hook") is None
     emulator.create(gitrepo("team-a", webhookSecret="team-a-hook"))
-    wait_for(lambda: kube.secret("fleet-default", "team-a-hook") == {"github": b"a"},
-             message="the referenced Secret in the cache")
+    wait_for(
+        lambda: kube.secret("fleet-default", "team-a-hook") == {"github": b"a"},
+        message="the referenced Secret in the cache",
+    )
     secret_requests = [r for r in emulator.requests if "/secrets" in r.path]
     assert secret_requests
     assert all(r.query.get("fieldSelector", "").startswith("metadata.name=") for r in secret_requests)
@@ -137,14 +152,21 @@ def test_a_status_patch_writes_only_status_on_the_status_subresource(emulator, s
     after = emulator.get("gitrepos", "fleet-default", "app")
     assert after["status"]["webhookCommit"] == "af69d162de5a276abc86e0686b2b44033cd3f442"
     assert after["status"]["lastWebhookTime"] == "2026-11-29T12:00:00Z"
-    assert after["spec"] == before["spec"] and after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert (
+        after["spec"] == before["spec"]
+        and after["metadata"]["generation"] == before["metadata"]["generation"]
+    )
     assert after["metadata"]["resourceVersion"] != before["metadata"]["resourceVersion"]
     assert updated.webhook_commit == "af69d162de5a276abc86e0686b2b44033cd3f442"
     patch = [r for r in emulator.requests if r.method == "PATCH"][-1]
     assert patch.path == "/apis/fleet.cattle.io/v1alpha1/namespaces/fleet-default/gitrepos/app/status"
     assert patch.content_type == "application/merge-patch+json"
-    assert patch.body == {"status": {"webhookCommit": "af69d162de5a276abc86e0686b2b44033cd3f442",
-                                     "lastWebhookTime": "2026-11-29T12:00:00Z"}}
+    assert patch.body == {
+        "status": {
+            "webhookCommit": "af69d162de5a276abc86e0686b2b44033cd3f442",
+            "lastWebhookTime": "2026-11-29T12:00:00Z",
+        }
+    }
 
 
 @pytest.mark.parametrize("status", [500, 503, 429])
@@ -155,8 +177,12 @@ def test_a_status_patch_is_retried_through_transient_failures(emulator, store, s
     emulator.fail_next("PATCH", r"/status$", status, count=2)
     kube.patch_status(kube.gitrepos()[0], "abc", WHEN)
     assert emulator.get("gitrepos", "fleet-default", "app")["status"]["webhookCommit"] == "abc"
-    assert _count(emulator, "PATCH", "/apis/fleet.cattle.io/v1alpha1/namespaces/fleet-default/gitrepos/app/status") \
+    assert (
+        _count(
+            emulator, "PATCH", "/apis/fleet.cattle.io/v1alpha1/namespaces/fleet-default/gitrepos/app/status"
+        )
         >= 3
+    )
 
 
 def test_a_status_patch_failing_past_the_deadline_raises_unavailable(emulator, store):
@@ -189,7 +215,9 @@ def test_an_event_is_recorded_and_identical_ones_are_aggregated(emulator, store)
     event = events[0]
     assert (event["reason"], event["type"], event["count"]) == ("WebhookReceived", "Normal", 2)
     assert event["involvedObject"]["kind"] == "GitRepo" and event["involvedObject"]["name"] == "app"
-    assert event["involvedObject"]["uid"] == emulator.get("gitrepos", "fleet-default", "app")["metadata"]["uid"]
+    assert (
+        event["involvedObject"]["uid"] == emulator.get("gitrepos", "fleet-default", "app")["metadata"]["uid"]
+    )
 
 
 def test_setting_the_polling_interval_is_guarded_by_the_resource_version(emulator, store):
@@ -206,8 +234,13 @@ def test_setting_the_polling_interval_is_guarded_by_the_resource_version(emulato
 
 
 def _count(emulator, method: str, path: str, watch: bool | None = None) -> int:
-    return sum(1 for r in emulator.requests if r.method == method and r.path == path
-               and (watch is None or (r.query.get("watch") in ("true", "1")) == watch))
+    return sum(
+        1
+        for r in emulator.requests
+        if r.method == method
+        and r.path == path
+        and (watch is None or (r.query.get("watch") in ("true", "1")) == watch)
+    )
 
 
 def test_a_gitrepo_secret_the_service_cannot_read_does_not_hold_readiness(emulator, store):
@@ -231,7 +264,10 @@ def test_the_gitrepo_list_is_read_in_pages(emulator, store):
     kube = store()
     wait_for(lambda: _ready(kube), message="caches synced")
     assert len(kube.gitrepos()) == 1001
-    pages = [r for r in emulator.requests if r.path == "/apis/fleet.cattle.io/v1alpha1/gitrepos"
-             and "watch" not in r.query]
+    pages = [
+        r
+        for r in emulator.requests
+        if r.path == "/apis/fleet.cattle.io/v1alpha1/gitrepos" and "watch" not in r.query
+    ]
     assert [r.query.get("limit") for r in pages] == ["500", "500", "500"]
     assert [bool(r.query.get("continue")) for r in pages] == [False, True, True]

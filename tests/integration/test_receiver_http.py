@@ -28,9 +28,22 @@ PUSH = (PROVIDER_FIXTURES / "github/push.json").read_bytes()
 def _start(tmp_path_factory: pytest.TempPathFactory, *flags: str) -> service.Service:
     port = free_port()
     log = tmp_path_factory.mktemp("receiver") / "service.log"
-    started = service.start(["serve", "receiver", "--listen", f"127.0.0.1:{port}", "--store", "offline",
-                             "--gitrepos", str(EXAMPLE_GITREPOS), "--graceful-timeout", "1", *flags],
-                            str(log))
+    started = service.start(
+        [
+            "serve",
+            "receiver",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--store",
+            "offline",
+            "--gitrepos",
+            str(EXAMPLE_GITREPOS),
+            "--graceful-timeout",
+            "1",
+            *flags,
+        ],
+        str(log),
+    )
     started.receiver = f"http://127.0.0.1:{port}"
     try:
         service.wait_ready(started.receiver, started)
@@ -78,10 +91,20 @@ def _signature(data: bytes) -> str:
     return "sha256=" + hmac.new(GITHUB_KEY, data, hashlib.sha256).hexdigest()
 
 
-def _github(url: str, data: bytes, signature: str | None = None, content_type: str = "application/json",
-            path: str = "/", **headers: str) -> requests.Response:
-    sent = {"X-GitHub-Event": "push", "Content-Type": content_type,
-            "X-Hub-Signature-256": signature if signature is not None else _signature(data), **headers}
+def _github(
+    url: str,
+    data: bytes,
+    signature: str | None = None,
+    content_type: str = "application/json",
+    path: str = "/",
+    **headers: str,
+) -> requests.Response:
+    sent = {
+        "X-GitHub-Event": "push",
+        "Content-Type": content_type,
+        "X-Hub-Signature-256": signature if signature is not None else _signature(data),
+        **headers,
+    }
     return _send("POST", url + path, data=data, headers=sent)
 
 
@@ -89,12 +112,15 @@ def _result_of(response: requests.Response, name: str) -> str:
     return {entry["name"]: entry["result"] for entry in response.json()["gitrepos"]}.get(name, "")
 
 
-@pytest.mark.parametrize(("data", "expected"), [
-    pytest.param(b"{not json", "not valid JSON", id="not JSON"),
-    pytest.param(b"[1, 2]", "not a JSON object", id="not an object"),
-    pytest.param(b"", "empty body", id="empty"),
-    pytest.param(b'{"ref": 5, "repository": {}}', "ref must be a string", id="wrong field type"),
-])
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        pytest.param(b"{not json", "not valid JSON", id="not JSON"),
+        pytest.param(b"[1, 2]", "not a JSON object", id="not an object"),
+        pytest.param(b"", "empty body", id="empty"),
+        pytest.param(b'{"ref": 5, "repository": {}}', "ref must be a string", id="wrong field type"),
+    ],
+)
 def test_a_malformed_body_is_400_naming_the_problem(shared, data, expected):
     response = _github(shared.receiver, data)
     assert response.status_code == 400
@@ -121,8 +147,12 @@ def test_a_body_over_the_limit_is_413(small):
 
 def test_a_chunked_body_over_the_limit_is_413(small):
     chunks = iter([PUSH[:800], PUSH[800:1600], PUSH[1600:]])
-    response = _send("POST", small.receiver, data=chunks,
-                     headers={"X-GitHub-Event": "push", "Content-Type": "application/json"})
+    response = _send(
+        "POST",
+        small.receiver,
+        data=chunks,
+        headers={"X-GitHub-Event": "push", "Content-Type": "application/json"},
+    )
     assert response.request.headers.get("Transfer-Encoding") == "chunked"
     assert "Content-Length" not in response.request.headers
     assert response.status_code == 413
@@ -136,9 +166,16 @@ def _padded(size: int) -> bytes:
 @pytest.mark.parametrize("chunked", [pytest.param(False, id="sized"), pytest.param(True, id="chunked")])
 def test_a_body_of_exactly_the_limit_is_read(small, chunked):
     data = _padded(1024)
-    response = _send("POST", small.receiver, data=iter([data[:500], data[500:]]) if chunked else data,
-                     headers={"X-GitHub-Event": "zen", "Content-Type": "application/json",
-                              "X-Hub-Signature-256": _signature(data)})
+    response = _send(
+        "POST",
+        small.receiver,
+        data=iter([data[:500], data[500:]]) if chunked else data,
+        headers={
+            "X-GitHub-Event": "zen",
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": _signature(data),
+        },
+    )
     assert (response.status_code, response.json()["outcome"]) == (200, "ignored")
 
 
@@ -196,10 +233,18 @@ def test_no_secret_value_appears_in_any_response_or_log_line(shared):
         _github(shared.receiver, data, signature="sha256=" + "0" * 64),
         _github(shared.receiver, data, signature=""),
         _github(shared.receiver, data),
-        _send("POST", shared.receiver, data=gitlab, headers={"X-Gitlab-Event": "Push Hook",
-                                                             "X-Gitlab-Token": "wrong"}),
-        _send("POST", shared.receiver, data=gitlab, headers={"X-Gitlab-Event": "Push Hook",
-                                                             "X-Gitlab-Token": EXAMPLE_SECRETS[1]}),
+        _send(
+            "POST",
+            shared.receiver,
+            data=gitlab,
+            headers={"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "wrong"},
+        ),
+        _send(
+            "POST",
+            shared.receiver,
+            data=gitlab,
+            headers={"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": EXAMPLE_SECRETS[1]},
+        ),
     ]
     assert [response.status_code for response in responses] == [401, 401, 200, 401, 200]
     outputs = [response.text + json.dumps(dict(response.headers)) for response in responses]
@@ -211,8 +256,10 @@ def test_no_secret_value_appears_in_any_response_or_log_line(shared):
 def test_a_raw_request_with_a_bad_content_length_is_a_4xx_not_a_crash(shared):
     port = int(shared.receiver.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
-        connection.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nContent-Length: abc\r\n"
-                           b"Connection: close\r\n\r\n")
+        connection.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nContent-Length: abc\r\n"
+            b"Connection: close\r\n\r\n"
+        )
         answer = b""
         while chunk := connection.recv(65536):
             answer += chunk
@@ -222,12 +269,26 @@ def test_a_raw_request_with_a_bad_content_length_is_a_4xx_not_a_crash(shared):
 def test_a_client_that_stalls_its_body_frees_the_worker_thread(run_service):
     """With one thread, a stalled body would block every other delivery; it gets 408 instead."""
     port = free_port()
-    started = run_service("serve", "receiver", "--listen", f"127.0.0.1:{port}", "--store", "offline",
-                          "--gitrepos", str(EXAMPLE_GITREPOS), "--threads", "1", "--body-timeout", "1")
+    started = run_service(
+        "serve",
+        "receiver",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--store",
+        "offline",
+        "--gitrepos",
+        str(EXAMPLE_GITREPOS),
+        "--threads",
+        "1",
+        "--body-timeout",
+        "1",
+    )
     service.wait_ready(f"http://127.0.0.1:{port}", started)
     stalled = socket.create_connection(("127.0.0.1", port), timeout=10)
-    stalled.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: 1000\r\n\r\n{\"ref\":")
+    stalled.sendall(
+        b"POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 1000\r\n\r\n{"ref":'
+    )
     try:
         answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
         assert answer.status_code == 200

@@ -18,8 +18,12 @@ GITHUB_SIGNATURE = "sha256=abcee8ae5f5c28fc2e4d2a0ffe46115bf9dc9d7c2e34592846d93
 
 
 def _github_push(url: str, body: bytes, close: bool = False) -> requests.Response:
-    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1", "Content-Type": "application/json",
-               "X-Hub-Signature-256": GITHUB_SIGNATURE}
+    headers = {
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": "d-1",
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": GITHUB_SIGNATURE,
+    }
     if close:
         headers["Connection"] = "close"
     return requests.post(url, data=body, timeout=10, headers=headers)
@@ -27,10 +31,22 @@ def _github_push(url: str, body: bytes, close: bool = False) -> requests.Respons
 
 def test_serve_all_runs_both_listeners_and_patches_a_gitrepo(run_service, dev_certs, payload):
     receiver_port, admission_port = free_port(), free_port()
-    started = run_service("serve", "all", "--receiver-listen", f"127.0.0.1:{receiver_port}",
-                          "--admission-listen", f"127.0.0.1:{admission_port}", "--store", "offline",
-                          "--gitrepos", str(EXAMPLE_GITREPOS), "--tls-cert", str(dev_certs / "tls.crt"),
-                          "--tls-key", str(dev_certs / "tls.key"))
+    started = run_service(
+        "serve",
+        "all",
+        "--receiver-listen",
+        f"127.0.0.1:{receiver_port}",
+        "--admission-listen",
+        f"127.0.0.1:{admission_port}",
+        "--store",
+        "offline",
+        "--gitrepos",
+        str(EXAMPLE_GITREPOS),
+        "--tls-cert",
+        str(dev_certs / "tls.crt"),
+        "--tls-key",
+        str(dev_certs / "tls.key"),
+    )
     receiver, admission = f"http://127.0.0.1:{receiver_port}", f"https://127.0.0.1:{admission_port}"
     service.wait_ready(receiver, started)
     # verify= the generated CA: the handshake only succeeds if the chain and the 127.0.0.1 SAN verify.
@@ -39,9 +55,15 @@ def test_serve_all_runs_both_listeners_and_patches_a_gitrepo(run_service, dev_ce
     response = _github_push(receiver, payload("github/push.json"))
 
     assert response.status_code == 200, response.text
-    assert response.json()["gitrepos"] == [{
-        "namespace": "fleet-default", "name": "sample-app", "result": "patched",
-        "ref": "refs/heads/master", "commit": "fd489864e7642b48eaad6e3f155c10e46810ec72"}]
+    assert response.json()["gitrepos"] == [
+        {
+            "namespace": "fleet-default",
+            "name": "sample-app",
+            "result": "patched",
+            "ref": "refs/heads/master",
+            "commit": "fd489864e7642b48eaad6e3f155c10e46810ec72",
+        }
+    ]
     assert started.stop() == 0
 
 
@@ -69,7 +91,9 @@ def test_the_admission_listener_negotiates_tls_1_2_or_newer_with_the_generated_c
     port = int(admission.admission.rsplit(":", 1)[1])
     context = ssl.create_default_context(cafile=str(dev_certs / "ca.crt"))
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname="gitjob-webhook-admission.cattle-fleet-system.svc") as tls:
+        with context.wrap_socket(
+            raw, server_hostname="gitjob-webhook-admission.cattle-fleet-system.svc"
+        ) as tls:
             assert tls.version() in ("TLSv1.2", "TLSv1.3")
 
 
@@ -83,14 +107,28 @@ def test_metrics_count_requests_and_deliveries(receiver, payload):
     _github_push(receiver.receiver, payload("github/push.json"))
     text = requests.get(receiver.receiver + "/metrics", timeout=5).text
     assert 'gitjob_webhook_deliveries_total{event="push",outcome="processed",provider="github"} 1.0' in text
-    assert 'gitjob_webhook_http_requests_total{listener="receiver",method="POST",route="/",status="200"} 1.0' \
+    assert (
+        'gitjob_webhook_http_requests_total{listener="receiver",method="POST",route="/",status="200"} 1.0'
         in text
+    )
 
 
 def test_metrics_add_up_across_several_workers(run_service, payload):
     port = free_port()
-    started = run_service("serve", "receiver", "--listen", f"127.0.0.1:{port}", "--store", "offline",
-                          "--gitrepos", str(EXAMPLE_GITREPOS), "--workers", "2", "--threads", "1")
+    started = run_service(
+        "serve",
+        "receiver",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--store",
+        "offline",
+        "--gitrepos",
+        str(EXAMPLE_GITREPOS),
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+    )
     url = f"http://127.0.0.1:{port}"
     service.wait_ready(url, started)
     for _ in range(6):
@@ -100,8 +138,10 @@ def test_metrics_add_up_across_several_workers(run_service, payload):
     assert len(pids) == 2
     text = requests.get(url + "/metrics", timeout=5, headers={"Connection": "close"}).text
     assert 'gitjob_webhook_delivery_duration_seconds_count{provider="github"} 6.0' in text
-    assert 'gitjob_webhook_http_requests_total{listener="receiver",method="POST",route="/",status="200"} 6.0' \
+    assert (
+        'gitjob_webhook_http_requests_total{listener="receiver",method="POST",route="/",status="200"} 6.0'
         in text
+    )
 
 
 def test_every_request_is_one_json_log_line_with_the_delivery_id(receiver, payload):
@@ -113,6 +153,7 @@ def test_every_request_is_one_json_log_line_with_the_delivery_id(receiver, paylo
             if entry.get("msg") == "request" and entry.get("method") == "POST":
                 return entry
         return None
+
     entry = wait_for(request_line, message="the request log line")
     assert entry["path"] == "/" and entry["status"] == 200 and entry["delivery"] == "d-1"
     assert isinstance(entry["duration_ms"], float)
@@ -122,9 +163,11 @@ def test_sigterm_lets_an_in_flight_request_finish(receiver, payload):
     body = payload("github/push.json")
     port = int(receiver.receiver.rsplit(":", 1)[1])
     connection = socket.create_connection(("127.0.0.1", port), timeout=10)
-    head = (f"POST / HTTP/1.1\r\nHost: localhost\r\nX-GitHub-Event: push\r\nContent-Type: application/json\r\n"
-            f"X-Hub-Signature-256: {GITHUB_SIGNATURE}\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n").encode()
+    head = (
+        f"POST / HTTP/1.1\r\nHost: localhost\r\nX-GitHub-Event: push\r\nContent-Type: application/json\r\n"
+        f"X-Hub-Signature-256: {GITHUB_SIGNATURE}\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
     connection.sendall(head + body[:100])
     wait_for(lambda: "Booting worker" in receiver.log(), message="worker up")
     receiver.process.send_signal(15)

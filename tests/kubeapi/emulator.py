@@ -1,4 +1,5 @@
 """`Emulator`: the test-facing object that owns the store, the HTTP server and the test hooks."""
+
 from __future__ import annotations
 
 import base64
@@ -25,8 +26,13 @@ DEFAULT_NAMESPACES = ("default", "cattle-fleet-system", "fleet-local", "fleet-de
 class Emulator:
     """An in-process kube-apiserver stand-in on 127.0.0.1:<ephemeral port>."""
 
-    def __init__(self, tls: bool = True, token: str | None = "test-token",
-                 namespaces: Iterable[str] = DEFAULT_NAMESPACES, history_size: int = 1000) -> None:
+    def __init__(
+        self,
+        tls: bool = True,
+        token: str | None = "test-token",
+        namespaces: Iterable[str] = DEFAULT_NAMESPACES,
+        history_size: int = 1000,
+    ) -> None:
         self.tls = tls
         self.token = token
         self.namespaces = tuple(namespaces)
@@ -44,8 +50,12 @@ class Emulator:
         if self._ca is not None:
             ctx = self._ca.server_context(self._ca.issue(("localhost",), ("127.0.0.1",)))
         self._server = EmulatorHTTPServer(self.api, self.hooks, self.tokens, ctx)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="kubeapi-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="kubeapi-emulator",
+            daemon=True,
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -88,8 +98,9 @@ class Emulator:
     def ca_pem(self) -> bytes | None:
         return self._ca.cert_pem if self._ca else None
 
-    def issue_cert(self, dns_names: Iterable[str] = ("localhost",),
-                   ip_addresses: Iterable[str] = ("127.0.0.1",)) -> CertPair:
+    def issue_cert(
+        self, dns_names: Iterable[str] = ("localhost",), ip_addresses: Iterable[str] = ("127.0.0.1",)
+    ) -> CertPair:
         """A server certificate from the test CA (for webhook servers the emulator will call)."""
         return test_ca().issue(tuple(dns_names), tuple(ip_addresses))
 
@@ -102,12 +113,20 @@ class Emulator:
         if self.ca_pem:
             cluster["certificate-authority-data"] = base64.b64encode(self.ca_pem).decode()
         user: dict[str, Any] = {"token": self.token} if self.token else {}
-        return {"apiVersion": "v1", "kind": "Config", "preferences": {},
-                "clusters": [{"name": "emulator", "cluster": cluster}],
-                "users": [{"name": "emulator-admin", "user": user}],
-                "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "emulator-admin",
-                                                               "namespace": "default"}}],
-                "current-context": "emulator"}
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {},
+            "clusters": [{"name": "emulator", "cluster": cluster}],
+            "users": [{"name": "emulator-admin", "user": user}],
+            "contexts": [
+                {
+                    "name": "emulator",
+                    "context": {"cluster": "emulator", "user": "emulator-admin", "namespace": "default"},
+                }
+            ],
+            "current-context": "emulator",
+        }
 
     def write_kubeconfig(self, path: str | os.PathLike[str]) -> str:
         with open(path, "w", encoding="utf-8") as fh:
@@ -148,8 +167,9 @@ class Emulator:
     def map_service(self, namespace: str, name: str, port: int) -> None:
         self.api.admission.map_service(namespace, name, port)
 
-    def fail_next(self, method: str, path_regex: str, status: int, count: int = 1,
-                  retry_after: int | None = None) -> None:
+    def fail_next(
+        self, method: str, path_regex: str, status: int, count: int = 1, retry_after: int | None = None
+    ) -> None:
         self.hooks.fail_next(method, path_regex, status, count, retry_after)
 
     def delay(self, method: str, path_regex: str, seconds: float, count: int | None = None) -> None:

@@ -1,5 +1,6 @@
 """The HTTP layer: TLS, bearer-token auth, routing of discovery and REST paths, test hooks, and
 JSON/chunked responses over HTTP/1.1 (`ThreadingHTTPServer`, daemon threads)."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,9 @@ _BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.I)
 class Route:
     """A REST path resolved to its resource (or a discovery document)."""
 
-    def __init__(self, rt: ResourceType, namespace: str | None, name: str | None,
-                 subresource: str | None) -> None:
+    def __init__(
+        self, rt: ResourceType, namespace: str | None, name: str | None, subresource: str | None
+    ) -> None:
         self.rt, self.namespace, self.name, self.subresource = rt, namespace, name, subresource
 
 
@@ -125,8 +127,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send_json(self, code: int, body: Any, headers: dict[str, str] | None = None,
-                   warnings: list[str] | None = None) -> None:
+    def _send_json(
+        self, code: int, body: Any, headers: dict[str, str] | None = None, warnings: list[str] | None = None
+    ) -> None:
         data = json.dumps(body, separators=(",", ":")).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
@@ -179,10 +182,20 @@ class _Handler(BaseHTTPRequestHandler):
                 raise failure
             ctx = Context(user=user or ADMIN, field_manager=query.get("fieldManager"))
             warnings = ctx.warnings
-            result = self._dispatch(method, path, query, content_type, raw, parsed, ctx,
-                                    lambda: emu.hooks.record(RequestRecord(
-                                        method, path, query, content_type, 200, parsed,
-                                        user.username if user else None)))
+            result = self._dispatch(
+                method,
+                path,
+                query,
+                content_type,
+                raw,
+                parsed,
+                ctx,
+                lambda: emu.hooks.record(
+                    RequestRecord(
+                        method, path, query, content_type, 200, parsed, user.username if user else None
+                    )
+                ),
+            )
             if result is None:  # a watch: already recorded and streamed
                 return
             code, answer = result
@@ -191,8 +204,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # noqa: BLE001 - never drop a connection on an emulator bug
             code, answer = 500, errors.internal(f"emulator error: {exc!r}").body
         # Log before answering, so a client that got its response always finds it in the log.
-        emu.hooks.record(RequestRecord(method, path, query, content_type, code, parsed,
-                                       user.username if user else None))
+        emu.hooks.record(
+            RequestRecord(method, path, query, content_type, code, parsed, user.username if user else None)
+        )
         self._send_json(code, answer, headers, warnings if code < 400 else None)
 
     def _authenticate(self, path: str) -> UserInfo | None:
@@ -205,9 +219,17 @@ class _Handler(BaseHTTPRequestHandler):
             raise errors.unauthorized()
         return user
 
-    def _dispatch(self, method: str, path: str, query: dict[str, str], content_type: str | None, raw: bytes,
-                  parsed: Any, ctx: Context, record_watch: Callable[[], None]
-                  ) -> tuple[int, Any] | None:
+    def _dispatch(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        content_type: str | None,
+        raw: bytes,
+        parsed: Any,
+        ctx: Context,
+        record_watch: Callable[[], None],
+    ) -> tuple[int, Any] | None:
         api = self.server.api
         r = route(path)
         if r is None:
@@ -218,8 +240,12 @@ class _Handler(BaseHTTPRequestHandler):
                 raise errors.method_not_allowed()
             return 200, doc
         if method in ("POST", "PUT") and raw and content_type not in ("application/json", None):
-            raise errors.ApiError(415, f"the body of the request was in an unknown format - accepted media "
-                                       f"types include: application/json, application/yaml", details={})
+            raise errors.ApiError(
+                415,
+                "the body of the request was in an unknown format - accepted media "
+                "types include: application/json, application/yaml",
+                details={},
+            )
         if method in ("POST", "PUT") and parsed is None:
             raise errors.bad_request("the request body could not be decoded as a JSON object")
         rt, ns, name, sub = r.rt, r.namespace, r.name, r.subresource
@@ -228,13 +254,20 @@ class _Handler(BaseHTTPRequestHandler):
                 if query.get("watch") in ("true", "1"):
                     self._watch(watch.WatchRequest(rt, ns, query), record_watch)
                     return None
-                return 200, api.list(rt, ns, query.get("labelSelector"), query.get("fieldSelector"),
-                                     query.get("limit"), query.get("continue"))
+                return 200, api.list(
+                    rt,
+                    ns,
+                    query.get("labelSelector"),
+                    query.get("fieldSelector"),
+                    query.get("limit"),
+                    query.get("continue"),
+                )
             if method == "POST" and (ns is not None or not rt.namespaced):
                 return 201, api.create(rt, ns, parsed, ctx)
             if method == "DELETE" and (ns is not None or not rt.namespaced):
-                return 200, api.delete_collection(rt, ns, query.get("labelSelector"),
-                                                  query.get("fieldSelector"), ctx)
+                return 200, api.delete_collection(
+                    rt, ns, query.get("labelSelector"), query.get("fieldSelector"), ctx
+                )
             raise errors.method_not_allowed()
         if method == "GET":
             return 200, api.get(rt, ns, name)
@@ -254,8 +287,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         entry = self.server.add_watch(self.request)
         try:
-            clean = watch.stream(req, self.server.api.store, self.wfile.write, self.request,
-                                 lambda: entry.cut)
+            clean = watch.stream(
+                req, self.server.api.store, self.wfile.write, self.request, lambda: entry.cut
+            )
         except (OSError, ValueError):
             clean = False
         finally:
@@ -274,8 +308,9 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, api: Api, hooks: Hooks, tokens: dict[str, UserInfo],
-                 tls: ssl.SSLContext | None) -> None:
+    def __init__(
+        self, api: Api, hooks: Hooks, tokens: dict[str, UserInfo], tls: ssl.SSLContext | None
+    ) -> None:
         self.api, self.hooks, self.tokens, self.tls = api, hooks, tokens, tls
         self.stopping = threading.Event()
         self._lock = threading.Lock()

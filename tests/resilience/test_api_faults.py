@@ -78,8 +78,8 @@ def _status_patches(emulator) -> Counter:
     return applied
 
 
-def _assert_nothing_lost_nothing_twice(emulator, results):
-    assert {status for _, _, status in results} <= {200, 503}, Counter(status for _, _, status in results)
+def _assert_nothing_lost_nothing_twice(emulator, results, answers=frozenset({200, 503})):
+    assert {status for _, _, status in results} <= answers, Counter(status for _, _, status in results)
     applied = _status_patches(emulator)
     lost = [
         (name, commit) for name, commit, status in results if status == 200 and not applied[(name, commit)]
@@ -143,8 +143,8 @@ def test_a_rotated_global_secret_takes_effect_without_a_restart(emulator, burst_
         )
 
     results = _burst(burst_receiver.receiver, "rotate", during=rotate)
-    assert {status for *_, status in results} <= {200, 401, 503}
-    _assert_nothing_lost_nothing_twice(emulator, results)
+    # Deliveries still signed with the old secret are refused once the rotation reached the cache.
+    _assert_nothing_lost_nothing_twice(emulator, results, answers={200, 401, 503})
 
     def new_accepted() -> bool:
         return (

@@ -29,10 +29,14 @@ def _sans(cert: x509.Certificate) -> set[str]:
 def test_the_serving_certificate_covers_every_service_name_localhost_and_extra_hosts(tmp_path):
     certs.ensure_certificates(str(tmp_path), NAMES, NOW)
     assert _sans(_load(tmp_path / "tls.crt")) == {
-        "gitjob-webhook-admission", "gitjob-webhook-admission.cattle-fleet-system",
+        "gitjob-webhook-admission",
+        "gitjob-webhook-admission.cattle-fleet-system",
         "gitjob-webhook-admission.cattle-fleet-system.svc",
         "gitjob-webhook-admission.cattle-fleet-system.svc.cluster.local",
-        "localhost", "127.0.0.1", "webhook.example.com"}
+        "localhost",
+        "127.0.0.1",
+        "webhook.example.com",
+    }
 
 
 def test_an_ip_host_becomes_an_ip_address_san(tmp_path):
@@ -113,8 +117,16 @@ def test_the_ca_bundle_patch_sets_cabundle_on_every_webhook(tmp_path):
     configuration = {"webhooks": [{"name": "a", "clientConfig": {}}, {"name": "b", "clientConfig": {}}]}
     patch = certs.ca_bundle_patch(configuration, b"PEM")
     assert patch == [
-        {"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": base64.b64encode(b"PEM").decode()},
-        {"op": "add", "path": "/webhooks/1/clientConfig/caBundle", "value": base64.b64encode(b"PEM").decode()},
+        {
+            "op": "add",
+            "path": "/webhooks/0/clientConfig/caBundle",
+            "value": base64.b64encode(b"PEM").decode(),
+        },
+        {
+            "op": "add",
+            "path": "/webhooks/1/clientConfig/caBundle",
+            "value": base64.b64encode(b"PEM").decode(),
+        },
     ]
 
 

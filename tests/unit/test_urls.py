@@ -24,12 +24,21 @@ FLEET_TABLE = [
     pytest.param("git@ssh.github.com:example/repo", True, id="ssh. sub-domain (SSH over 443)"),
     pytest.param("https://user:token@github.com/example/repo", True, id="credentials"),
     # Deliberate differences from Fleet, each a pure gain or a closed hole:
-    pytest.param("https://user:p$@github.com/example/repo", True,
-                 id="differs: any user info is dropped (Fleet: no, '$' is not a word character)"),
-    pytest.param("https://github.com/v1/example/repo", False,
-                 id="differs: no v<digit>/ swallowing outside Azure SSH (Fleet: yes)"),
-    pytest.param("https://proxy.example.com/https://github.com/example/repo", False,
-                 id="differs: the whole URL is compared, not its end (Fleet: yes)"),
+    pytest.param(
+        "https://user:p$@github.com/example/repo",
+        True,
+        id="differs: any user info is dropped (Fleet: no, '$' is not a word character)",
+    ),
+    pytest.param(
+        "https://github.com/v1/example/repo",
+        False,
+        id="differs: no v<digit>/ swallowing outside Azure SSH (Fleet: yes)",
+    ),
+    pytest.param(
+        "https://proxy.example.com/https://github.com/example/repo",
+        False,
+        id="differs: the whole URL is compared, not its end (Fleet: yes)",
+    ),
     pytest.param("https://github.com/example/repo/", True, id="differs: trailing slash accepted (Fleet: no)"),
     pytest.param("github.com/example/repo", True, id="differs: no scheme accepted (Fleet: no)"),
     pytest.param("git://github.com/example/repo", True, id="differs: git scheme accepted (Fleet: no)"),
@@ -48,10 +57,12 @@ def test_fleets_url_table_against_a_github_payload(spec_repo: str, matches: bool
 AZURE_FORMS = [
     pytest.param("https://dev.azure.com/org/proj/_git/repo", id="dev.azure.com"),
     pytest.param("https://org@dev.azure.com/org/proj/_git/repo", id="dev.azure.com with user"),
-    pytest.param("https://org.visualstudio.com/proj/_git/repo",
-                 id="legacy visualstudio.com (Fleet: never matches)"),
-    pytest.param("https://org.visualstudio.com/DefaultCollection/proj/_git/repo",
-                 id="legacy DefaultCollection"),
+    pytest.param(
+        "https://org.visualstudio.com/proj/_git/repo", id="legacy visualstudio.com (Fleet: never matches)"
+    ),
+    pytest.param(
+        "https://org.visualstudio.com/DefaultCollection/proj/_git/repo", id="legacy DefaultCollection"
+    ),
     pytest.param("git@ssh.dev.azure.com:v3/org/proj/repo", id="ssh v3"),
     pytest.param("ssh://git@ssh.dev.azure.com:22/v3/org/proj/repo", id="ssh url v3"),
     pytest.param("org@vs-ssh.visualstudio.com:v3/org/proj/repo", id="legacy ssh v3"),
@@ -67,15 +78,22 @@ def test_every_azure_devops_form_gives_one_key(url: str) -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        pytest.param("https://dev.azure.com/fabrikam-fiber-inc/DefaultCollection/_git/Fabrikam-Fiber-Git",
-                     id="fixture remoteUrl: DefaultCollection in collection position, no project"),
+        pytest.param(
+            "https://dev.azure.com/fabrikam-fiber-inc/DefaultCollection/_git/Fabrikam-Fiber-Git",
+            id="fixture remoteUrl: DefaultCollection in collection position, no project",
+        ),
         pytest.param("https://dev.azure.com/fabrikam-fiber-inc/_git/Fabrikam-Fiber-Git", id="no project"),
-        pytest.param("https://dev.azure.com/fabrikam-fiber-inc/Fabrikam-Fiber-Git/_git/Fabrikam-Fiber-Git",
-                     id="project named after the repository"),
-        pytest.param("https://fabrikam-fiber-inc.visualstudio.com/DefaultCollection/_git/Fabrikam-Fiber-Git",
-                     id="legacy host"),
-        pytest.param("git@ssh.dev.azure.com:v3/fabrikam-fiber-inc/Fabrikam-Fiber-Git/Fabrikam-Fiber-Git",
-                     id="ssh"),
+        pytest.param(
+            "https://dev.azure.com/fabrikam-fiber-inc/Fabrikam-Fiber-Git/_git/Fabrikam-Fiber-Git",
+            id="project named after the repository",
+        ),
+        pytest.param(
+            "https://fabrikam-fiber-inc.visualstudio.com/DefaultCollection/_git/Fabrikam-Fiber-Git",
+            id="legacy host",
+        ),
+        pytest.param(
+            "git@ssh.dev.azure.com:v3/fabrikam-fiber-inc/Fabrikam-Fiber-Git/Fabrikam-Fiber-Git", id="ssh"
+        ),
     ],
 )
 def test_an_azure_repository_without_a_project_segment_is_its_own_project(url: str) -> None:
@@ -86,64 +104,121 @@ def test_an_azure_repository_without_a_project_segment_is_its_own_project(url: s
     ("left", "right", "same"),
     [
         # Fleet reference 7.1 Azure tests.
-        pytest.param("https://dev.azure.com/fleet/git-test/_git/git-test",
-                     "https://fleet.visualstudio.com/git-test/_git/git-test", True,
-                         id="fleet: legacy payload host"),
-        pytest.param("git@ssh.dev.azure.com:v3/fleet/git-test/git-test",
-                     "https://dev.azure.com/fleet/git-test/_git/git-test", True, id="fleet: ssh GitRepo"),
-        pytest.param("https://dev.azure.com/fleet/git%20test/_git/git%20test",
-                     "https://dev.azure.com/fleet/git test/_git/git test", True, id="%20 and a space agree"),
-        pytest.param("https://visualstudio.com/fleet/git%20test/_git/git%20test",
-                     "https://visualstudio.com/fleet/git%20test/_git/git%20test", True,
-                         id="fleet: bare visualstudio.com"),
-        pytest.param("https://dev.azure.com/fleet/git-test/git-test",
-                     "https://dev.azure.com/fleet/git-test/_git/git-test", False,
-                     id="differs: a path without _git is not an Azure clone URL (Fleet: yes)"),
-        pytest.param("https://dev.azure.com/org/proj/_git/repo", "https://dev.azure.com/org/proj/_git/other",
-                     False,
-                     id="azure: other repository"),
-        pytest.param("https://dev.azure.com/org/proj/_git/repo", "https://dev.azure.com/org2/proj/_git/repo",
-                     False,
-                     id="azure: other organisation"),
+        pytest.param(
+            "https://dev.azure.com/fleet/git-test/_git/git-test",
+            "https://fleet.visualstudio.com/git-test/_git/git-test",
+            True,
+            id="fleet: legacy payload host",
+        ),
+        pytest.param(
+            "git@ssh.dev.azure.com:v3/fleet/git-test/git-test",
+            "https://dev.azure.com/fleet/git-test/_git/git-test",
+            True,
+            id="fleet: ssh GitRepo",
+        ),
+        pytest.param(
+            "https://dev.azure.com/fleet/git%20test/_git/git%20test",
+            "https://dev.azure.com/fleet/git test/_git/git test",
+            True,
+            id="%20 and a space agree",
+        ),
+        pytest.param(
+            "https://visualstudio.com/fleet/git%20test/_git/git%20test",
+            "https://visualstudio.com/fleet/git%20test/_git/git%20test",
+            True,
+            id="fleet: bare visualstudio.com",
+        ),
+        pytest.param(
+            "https://dev.azure.com/fleet/git-test/git-test",
+            "https://dev.azure.com/fleet/git-test/_git/git-test",
+            False,
+            id="differs: a path without _git is not an Azure clone URL (Fleet: yes)",
+        ),
+        pytest.param(
+            "https://dev.azure.com/org/proj/_git/repo",
+            "https://dev.azure.com/org/proj/_git/other",
+            False,
+            id="azure: other repository",
+        ),
+        pytest.param(
+            "https://dev.azure.com/org/proj/_git/repo",
+            "https://dev.azure.com/org2/proj/_git/repo",
+            False,
+            id="azure: other organisation",
+        ),
         # Bitbucket Server: the payload lists both clone links, each looked up.
-        pytest.param("https://bitbucket.example.com/scm/example/repo.git",
-                     "https://bitbucket.example.com/scm/example/repo", True,
-                         id="bitbucket server http without .git"),
-        pytest.param("ssh://git@bitbucket.example.com:7999/example/repo.git",
-                     "ssh://git@bitbucket.example.com:7999/example/repo", True,
-                     id="bitbucket server ssh without .git (Fleet: no)"),
-        pytest.param("ssh://git@bitbucket.example.com:7999/example/repo.git",
-                     "git@bitbucket.example.com:example/repo.git", True, id="bitbucket server ssh as scp"),
-        pytest.param("https://bitbucket.example.com/scm/example/repo.git",
-                     "ssh://git@bitbucket.example.com:7999/example/repo.git", False,
-                     id="bitbucket server /scm/ is kept: http and ssh keys differ, both are looked up"),
-        pytest.param("ssh://git@server.bitbucket.local:7999/~gopher/webhook-test.git",
-                     "git@server.bitbucket.local:~gopher/webhook-test", True,
-                         id="bitbucket server personal repo"),
+        pytest.param(
+            "https://bitbucket.example.com/scm/example/repo.git",
+            "https://bitbucket.example.com/scm/example/repo",
+            True,
+            id="bitbucket server http without .git",
+        ),
+        pytest.param(
+            "ssh://git@bitbucket.example.com:7999/example/repo.git",
+            "ssh://git@bitbucket.example.com:7999/example/repo",
+            True,
+            id="bitbucket server ssh without .git (Fleet: no)",
+        ),
+        pytest.param(
+            "ssh://git@bitbucket.example.com:7999/example/repo.git",
+            "git@bitbucket.example.com:example/repo.git",
+            True,
+            id="bitbucket server ssh as scp",
+        ),
+        pytest.param(
+            "https://bitbucket.example.com/scm/example/repo.git",
+            "ssh://git@bitbucket.example.com:7999/example/repo.git",
+            False,
+            id="bitbucket server /scm/ is kept: http and ssh keys differ, both are looked up",
+        ),
+        pytest.param(
+            "ssh://git@server.bitbucket.local:7999/~gopher/webhook-test.git",
+            "git@server.bitbucket.local:~gopher/webhook-test",
+            True,
+            id="bitbucket server personal repo",
+        ),
         # SSH host different from the web host (Fleet issue #3720).
-        pytest.param("git@github-ssh.example.com:example/repo.git",
-                     "https://github.example.com/example/repo", False,
-                     id="ssh host is not the web host"),
-        pytest.param("git@github-ssh.example.com:example/repo.git",
-                     "ssh://git@github-ssh.example.com/example/repo", True,
-                         id="ssh host matches the payload ssh_url"),
-        pytest.param("ssh://git@github.com:example/repo", "https://github.com/example/repo", True,
-                     id="ssh url with scp-style colon"),
+        pytest.param(
+            "git@github-ssh.example.com:example/repo.git",
+            "https://github.example.com/example/repo",
+            False,
+            id="ssh host is not the web host",
+        ),
+        pytest.param(
+            "git@github-ssh.example.com:example/repo.git",
+            "ssh://git@github-ssh.example.com/example/repo",
+            True,
+            id="ssh host matches the payload ssh_url",
+        ),
+        pytest.param(
+            "ssh://git@github.com:example/repo",
+            "https://github.com/example/repo",
+            True,
+            id="ssh url with scp-style colon",
+        ),
         pytest.param("https://host/a%2Fb/repo", "https://host/a/b/repo", False, id="%2F is not a separator"),
         pytest.param("https://host/a%2Fb/repo", "https://host/a%2fb/repo", True, id="%2F in either case"),
-        pytest.param("https://gitlab.com/group/Sub Group/repo",
-                     "https://GITLAB.com/group/sub%20group/REPO.GIT", True,
-                     id="space, case and .git together"),
-        pytest.param("https://github.com/example/repo?tab=readme#top", PAYLOAD, True,
-                     id="query and fragment"),
+        pytest.param(
+            "https://gitlab.com/group/Sub Group/repo",
+            "https://GITLAB.com/group/sub%20group/REPO.GIT",
+            True,
+            id="space, case and .git together",
+        ),
+        pytest.param(
+            "https://github.com/example/repo?tab=readme#top", PAYLOAD, True, id="query and fragment"
+        ),
         pytest.param("https://github.com//example//repo//", PAYLOAD, True, id="doubled slashes"),
-        pytest.param("http://localhost:3000/unknwon/webhooks",
-                     "ssh://unknwon@localhost:2222/unknwon/webhooks.git",
-                     True, id="gogs fixture: web and ssh ports differ"),
+        pytest.param(
+            "http://localhost:3000/unknwon/webhooks",
+            "ssh://unknwon@localhost:2222/unknwon/webhooks.git",
+            True,
+            id="gogs fixture: web and ssh ports differ",
+        ),
     ],
 )
-def test_two_urls_name_the_same_repository_only_when_their_keys_agree(left: str, right: str,
-                                                                      same: bool) -> None:
+def test_two_urls_name_the_same_repository_only_when_their_keys_agree(
+    left: str, right: str, same: bool
+) -> None:
     assert (repo_key(left) == repo_key(right)) is same
 
 
@@ -181,8 +256,11 @@ def test_a_url_without_host_or_path_has_no_key(url: str) -> None:
 
 
 def test_keys_are_stable_under_repo_key() -> None:
-    for url in ["https://github.com/example/repo", "https://dev.azure.com/org/proj/_git/repo",
-                "git@gitlab.example.com:group/sub/repo.git"]:
+    for url in [
+        "https://github.com/example/repo",
+        "https://dev.azure.com/org/proj/_git/repo",
+        "git@gitlab.example.com:group/sub/repo.git",
+    ]:
         key = repo_key(url)
         assert key is not None and repo_key(key) == key
 
@@ -201,9 +279,13 @@ def test_repo_key_ignores_case(text: str) -> None:
 
 
 LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
-HOSTS = st.lists(LABEL, min_size=2, max_size=4).map(".".join).filter(
-    lambda host: not host.endswith(("azure.com", "visualstudio.com")) and not host.startswith(("ssh.",
-                                                                                               "altssh."))
+HOSTS = (
+    st.lists(LABEL, min_size=2, max_size=4)
+    .map(".".join)
+    .filter(
+        lambda host: not host.endswith(("azure.com", "visualstudio.com"))
+        and not host.startswith(("ssh.", "altssh."))
+    )
 )
 NAMES = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,15}", fullmatch=True).filter(
     lambda name: not name.lower().endswith(".git")
@@ -212,8 +294,9 @@ NAMES = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,15}", fullmatch=True).filte
 
 @settings(max_examples=200, deadline=None)
 @given(host=HOSTS, owner=NAMES, repo=NAMES, port=st.integers(min_value=1, max_value=65535), user=NAMES)
-def test_equivalent_spellings_of_one_repository_agree(host: str, owner: str, repo: str, port: int,
-                                                      user: str) -> None:
+def test_equivalent_spellings_of_one_repository_agree(
+    host: str, owner: str, repo: str, port: int, user: str
+) -> None:
     forms = [
         f"https://{host}/{owner}/{repo}",
         f"https://{host}/{owner}/{repo}.git",

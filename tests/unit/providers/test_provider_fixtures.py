@@ -160,19 +160,24 @@ def test_the_bitbucket_server_deletion_is_a_deleted_branch() -> None:
 @pytest.mark.parametrize(
     ("name", "event_name", "delivery_id"),
     [
-        pytest.param("gogs/push-event.json", "push", "f6266f16-1bf3-46a5-9ea4-602e06ead473",
-                     id="gogs delivery header"),
+        pytest.param(
+            "gogs/push-event.json", "push", "f6266f16-1bf3-46a5-9ea4-602e06ead473", id="gogs delivery header"
+        ),
         pytest.param("gitlab/tag-event.json", "Tag Push Hook", "", id="gitlab without uuid header"),
         pytest.param(
-            "azuredevops/git.push.json", "git.push", "03c164c2-8912-4d5e-8009-3707d5f83734",
-                id="azure body id"
+            "azuredevops/git.push.json",
+            "git.push",
+            "03c164c2-8912-4d5e-8009-3707d5f83734",
+            id="azure body id",
         ),
-        pytest.param("bitbucket-server/repo-refs-changed.json", "repo:refs_changed", "",
-                     id="bitbucket server"),
+        pytest.param(
+            "bitbucket-server/repo-refs-changed.json", "repo:refs_changed", "", id="bitbucket server"
+        ),
     ],
 )
-def test_a_fixture_reports_its_event_name_and_delivery_id(name: str, event_name: str,
-                                                          delivery_id: str) -> None:
+def test_a_fixture_reports_its_event_name_and_delivery_id(
+    name: str, event_name: str, delivery_id: str
+) -> None:
     event = parse(fixture(name))
     assert (event.event, event.delivery_id) == (event_name, delivery_id)
 

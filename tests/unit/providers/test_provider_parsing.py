@@ -47,8 +47,9 @@ def body(payload: object) -> bytes:
         pytest.param("", None, None, id="empty ref"),
     ],
 )
-def test_a_ref_gives_a_branch_or_a_tag_only_for_exact_prefixes(ref: str, branch: str | None,
-                                                               tag: str | None) -> None:
+def test_a_ref_gives_a_branch_or_a_tag_only_for_exact_prefixes(
+    ref: str, branch: str | None, tag: str | None
+) -> None:
     change = RefChange(ref=ref, commit=C)
     assert (change.branch, change.tag) == (branch, tag)
 
@@ -57,71 +58,108 @@ def test_a_ref_gives_a_branch_or_a_tag_only_for_exact_prefixes(ref: str, branch:
 # test_provider_signatures.
 FLEET_PARSER_CASES = [
     pytest.param(
-        GOGS, {"x-gogs-event": "push"},
-        {"ref": "refs/heads/main", "after": C,
-         "repository": {"html_url": "https://gogs.example.com/example/repo"}},
-        ("https://gogs.example.com/example/repo",), (RefChange("refs/heads/main", C),),
+        GOGS,
+        {"x-gogs-event": "push"},
+        {
+            "ref": "refs/heads/main",
+            "after": C,
+            "repository": {"html_url": "https://gogs.example.com/example/repo"},
+        },
+        ("https://gogs.example.com/example/repo",),
+        (RefChange("refs/heads/main", C),),
         id="gogs push",
     ),
     pytest.param(
-        GITHUB, {"x-github-event": "push"},
+        GITHUB,
+        {"x-github-event": "push"},
         {"ref": "refs/heads/main", "after": C, "repository": {"html_url": "https://github.com/example/repo"}},
-        ("https://github.com/example/repo",), (RefChange("refs/heads/main", C),),
+        ("https://github.com/example/repo",),
+        (RefChange("refs/heads/main", C),),
         id="github push",
     ),
     pytest.param(
-        GITLAB, {"x-gitlab-event": "Push Hook"},
-        {"ref": "refs/heads/main", "checkout_sha": C,
-         "project": {"web_url": "https://gitlab.example.com/example/repo"}},
-        ("https://gitlab.example.com/example/repo",), (RefChange("refs/heads/main", C),),
+        GITLAB,
+        {"x-gitlab-event": "Push Hook"},
+        {
+            "ref": "refs/heads/main",
+            "checkout_sha": C,
+            "project": {"web_url": "https://gitlab.example.com/example/repo"},
+        },
+        ("https://gitlab.example.com/example/repo",),
+        (RefChange("refs/heads/main", C),),
         id="gitlab push",
     ),
     pytest.param(
-        GITLAB, {"x-gitlab-event": "Tag Push Hook"},
-        {"ref": "refs/tags/v1.0.0", "checkout_sha": C,
-         "project": {"web_url": "https://gitlab.example.com/example/repo"}},
-        ("https://gitlab.example.com/example/repo",), (RefChange("refs/tags/v1.0.0", C),),
+        GITLAB,
+        {"x-gitlab-event": "Tag Push Hook"},
+        {
+            "ref": "refs/tags/v1.0.0",
+            "checkout_sha": C,
+            "project": {"web_url": "https://gitlab.example.com/example/repo"},
+        },
+        ("https://gitlab.example.com/example/repo",),
+        (RefChange("refs/tags/v1.0.0", C),),
         id="gitlab tag push",
     ),
     pytest.param(
-        BITBUCKET, {"x-hook-uuid": "some-uuid", "x-event-key": "repo:push"},
+        BITBUCKET,
+        {"x-hook-uuid": "some-uuid", "x-event-key": "repo:push"},
         {
             "repository": {"links": {"html": {"href": "https://bitbucket.org/example/repo"}}},
             "push": {"changes": [{"new": {"type": "branch", "name": "main", "target": {"hash": C}}}]},
         },
-        ("https://bitbucket.org/example/repo",), (RefChange("refs/heads/main", C),),
+        ("https://bitbucket.org/example/repo",),
+        (RefChange("refs/heads/main", C),),
         id="bitbucket cloud push",
     ),
     pytest.param(
-        BITBUCKET, {"x-hook-uuid": "some-uuid", "x-event-key": "repo:push"},
-        {"repository": {"links": {"html": {"href": "https://bitbucket.org/example/repo"}}},
-         "push": {"changes": []}},
-        ("https://bitbucket.org/example/repo",), (),
+        BITBUCKET,
+        {"x-hook-uuid": "some-uuid", "x-event-key": "repo:push"},
+        {
+            "repository": {"links": {"html": {"href": "https://bitbucket.org/example/repo"}}},
+            "push": {"changes": []},
+        },
+        ("https://bitbucket.org/example/repo",),
+        (),
         id="bitbucket cloud push with empty changes",
     ),
     pytest.param(
-        BITBUCKET_SERVER, {"x-event-key": "repo:refs_changed"},
+        BITBUCKET_SERVER,
+        {"x-event-key": "repo:refs_changed"},
         {
-            "repository": {"links": {"clone": [
-                {"href": "https://bitbucket.example.com/scm/example/repo.git", "name": "http"},
-                {"href": "ssh://git@bitbucket.example.com:7999/example/repo.git", "name": "ssh"},
-            ]}},
+            "repository": {
+                "links": {
+                    "clone": [
+                        {"href": "https://bitbucket.example.com/scm/example/repo.git", "name": "http"},
+                        {"href": "ssh://git@bitbucket.example.com:7999/example/repo.git", "name": "ssh"},
+                    ]
+                }
+            },
             "changes": [{"ref": {"id": "refs/heads/main"}, "toHash": C}],
         },
-        ("https://bitbucket.example.com/scm/example/repo.git",
-         "ssh://git@bitbucket.example.com:7999/example/repo.git"),
+        (
+            "https://bitbucket.example.com/scm/example/repo.git",
+            "ssh://git@bitbucket.example.com:7999/example/repo.git",
+        ),
         (RefChange("refs/heads/main", C),),
         id="bitbucket server push with only ref.id (Fleet extracts no branch from it; we fall back)",
     ),
     pytest.param(
-        BITBUCKET_SERVER, {"x-event-key": "repo:refs_changed"},
-        {"repository": {"links": {"clone": [{"href": "https://bitbucket.example.com/scm/example/repo.git"}]}},
-         "changes": []},
-        ("https://bitbucket.example.com/scm/example/repo.git",), (),
+        BITBUCKET_SERVER,
+        {"x-event-key": "repo:refs_changed"},
+        {
+            "repository": {
+                "links": {"clone": [{"href": "https://bitbucket.example.com/scm/example/repo.git"}]}
+            },
+            "changes": [],
+        },
+        ("https://bitbucket.example.com/scm/example/repo.git",),
+        (),
         id="bitbucket server push with empty changes",
     ),
     pytest.param(
-        AZURE_DEVOPS, {"x-vss-activityid": "a"},
+        AZURE_DEVOPS,
+        {"x-vss-activityid": "a"},
         {
             "eventType": "git.push",
             "resource": {
@@ -129,15 +167,22 @@ FLEET_PARSER_CASES = [
                 "repository": {"remoteUrl": "https://dev.azure.com/example/repo/_git/repo"},
             },
         },
-        ("https://dev.azure.com/example/repo/_git/repo",), (RefChange("refs/heads/main", C),),
+        ("https://dev.azure.com/example/repo/_git/repo",),
+        (RefChange("refs/heads/main", C),),
         id="azure push",
     ),
     pytest.param(
-        AZURE_DEVOPS, {"x-vss-activityid": "a"},
-        {"eventType": "git.push",
-         "resource": {"refUpdates": [],
-                      "repository": {"remoteUrl": "https://dev.azure.com/example/repo/_git/repo"}}},
-        ("https://dev.azure.com/example/repo/_git/repo",), (),
+        AZURE_DEVOPS,
+        {"x-vss-activityid": "a"},
+        {
+            "eventType": "git.push",
+            "resource": {
+                "refUpdates": [],
+                "repository": {"remoteUrl": "https://dev.azure.com/example/repo/_git/repo"},
+            },
+        },
+        ("https://dev.azure.com/example/repo/_git/repo",),
+        (),
         id="azure push with empty refUpdates",
     ),
 ]
@@ -145,7 +190,10 @@ FLEET_PARSER_CASES = [
 
 @pytest.mark.parametrize(("provider", "headers", "payload", "urls", "changes"), FLEET_PARSER_CASES)
 def test_fleets_parser_cases_give_the_same_urls_and_refs(
-    provider: Provider, headers: dict[str, str], payload: object, urls: tuple[str, ...],
+    provider: Provider,
+    headers: dict[str, str],
+    payload: object,
+    urls: tuple[str, ...],
     changes: tuple[RefChange, ...],
 ) -> None:
     event = provider.parse(headers, body(payload))
@@ -162,8 +210,9 @@ def test_fleets_parser_cases_give_the_same_urls_and_refs(
         pytest.param(BITBUCKET, {}, id="bitbucket cloud"),
     ],
 )
-def test_fleets_missing_event_header_cases_are_other_events_not_errors(provider: Provider,
-                                                                       payload: object) -> None:
+def test_fleets_missing_event_header_cases_are_other_events_not_errors(
+    provider: Provider, payload: object
+) -> None:
     """Fleet errors with "missing X-…-Event Header"; here the provider was never detected without it,
     and parsing the body alone gives an OTHER event that patches nothing."""
     event = provider.parse({}, body(payload))
@@ -178,42 +227,51 @@ def test_fleets_azure_no_event_case_is_an_other_event() -> None:
 
 def test_a_gitlab_system_hook_push_is_a_push() -> None:
     """Deliberate difference: Fleet rejects every `System Hook` with 500, even a push."""
-    event = GITLAB.parse({"x-gitlab-event": "System Hook"}, body({"event_name": "push",
-                                                                  "ref": "refs/heads/main",
-                                                                   "after": C, "checkout_sha": C}))
+    event = GITLAB.parse(
+        {"x-gitlab-event": "System Hook"},
+        body({"event_name": "push", "ref": "refs/heads/main", "after": C, "checkout_sha": C}),
+    )
     assert event.kind is EventKind.PUSH
 
 
 def test_a_gitlab_system_hook_of_another_kind_is_other() -> None:
-    event = GITLAB.parse({"x-gitlab-event": "System Hook"},
-                         fixture("gitlab/system-project-created.json").body)
+    event = GITLAB.parse(
+        {"x-gitlab-event": "System Hook"}, fixture("gitlab/system-project-created.json").body
+    )
     assert event.kind is EventKind.OTHER
 
 
 def test_bitbucket_server_diagnostics_ping_is_a_ping() -> None:
     """Deliberate difference: Fleet answers the "Test connection" button with 500."""
-    event = BITBUCKET_SERVER.parse({"x-event-key": "diagnostics:ping", "x-request-id": "r-1"},
-                                   b'{"test": true}')
+    event = BITBUCKET_SERVER.parse(
+        {"x-event-key": "diagnostics:ping", "x-request-id": "r-1"}, b'{"test": true}'
+    )
     assert (event.kind, event.delivery_id) == (EventKind.PING, "r-1")
 
 
 def test_a_bitbucket_server_mirror_synchronisation_is_a_push() -> None:
-    payload = {"eventKey": "mirror:repo_synchronized",
-               "changes": [{"refId": "refs/heads/main", "toHash": C, "type": "UPDATE"}]}
+    payload = {
+        "eventKey": "mirror:repo_synchronized",
+        "changes": [{"refId": "refs/heads/main", "toHash": C, "type": "UPDATE"}],
+    }
     event = BITBUCKET_SERVER.parse({"x-event-key": "mirror:repo_synchronized"}, body(payload))
     assert (event.kind, event.changes) == (EventKind.PUSH, (RefChange("refs/heads/main", C),))
 
 
 def test_every_ref_of_a_multi_ref_bitbucket_cloud_push_counts() -> None:
     """Fleet reads changes[0] only. A branch update, a tag, an annotated tag and a deletion in one push."""
-    payload = {"push": {"changes": [
-        {"new": {"type": "branch", "name": "main", "target": {"hash": C}}},
-        {"new": {"type": "tag", "name": "v1", "target": {"hash": "1" * 40}}},
-        {"new": {"type": "annotated_tag", "name": "v2", "target": {"hash": "2" * 40}}},
-        {"new": None, "old": {"type": "branch", "name": "gone", "target": {"hash": "3" * 40}}},
-        {"new": {"type": "named_branch", "name": "hg", "target": {"hash": "4" * 40}}},
-        {"new": None, "old": None},
-    ]}}
+    payload = {
+        "push": {
+            "changes": [
+                {"new": {"type": "branch", "name": "main", "target": {"hash": C}}},
+                {"new": {"type": "tag", "name": "v1", "target": {"hash": "1" * 40}}},
+                {"new": {"type": "annotated_tag", "name": "v2", "target": {"hash": "2" * 40}}},
+                {"new": None, "old": {"type": "branch", "name": "gone", "target": {"hash": "3" * 40}}},
+                {"new": {"type": "named_branch", "name": "hg", "target": {"hash": "4" * 40}}},
+                {"new": None, "old": None},
+            ]
+        }
+    }
     event = BITBUCKET.parse({"x-event-key": "repo:push"}, body(payload))
     assert event.changes == (
         RefChange("refs/heads/main", C),
@@ -224,24 +282,36 @@ def test_every_ref_of_a_multi_ref_bitbucket_cloud_push_counts() -> None:
 
 
 def test_every_ref_of_a_multi_ref_bitbucket_server_push_counts() -> None:
-    payload = {"changes": [
-        {"refId": "refs/heads/main", "toHash": C, "type": "UPDATE"},
-        {"ref": {"id": "refs/tags/v1"}, "toHash": "1" * 40, "type": "ADD"},
-        {"refId": "refs/heads/old", "toHash": "5" * 40, "type": "DELETE"},
-    ]}
+    payload = {
+        "changes": [
+            {"refId": "refs/heads/main", "toHash": C, "type": "UPDATE"},
+            {"ref": {"id": "refs/tags/v1"}, "toHash": "1" * 40, "type": "ADD"},
+            {"refId": "refs/heads/old", "toHash": "5" * 40, "type": "DELETE"},
+        ]
+    }
     event = BITBUCKET_SERVER.parse({"x-event-key": "repo:refs_changed"}, body(payload))
     assert event.changes == (
-        RefChange("refs/heads/main", C), RefChange("refs/tags/v1", "1" * 40), RefChange("refs/heads/old", ""),
+        RefChange("refs/heads/main", C),
+        RefChange("refs/tags/v1", "1" * 40),
+        RefChange("refs/heads/old", ""),
     )
 
 
 def test_every_ref_of_a_multi_ref_azure_push_counts() -> None:
-    payload = {"eventType": "git.push", "resource": {"refUpdates": [
-        {"name": "refs/heads/main", "newObjectId": C},
-        {"name": "refs/heads/gone", "newObjectId": ZERO},
-    ], "repository": {"remoteUrl": "https://dev.azure.com/o/p/_git/r",
-                      "sshUrl": "git@ssh.dev.azure.com:v3/o/p/r",
-                      "webUrl": "https://dev.azure.com/o/p/_git/r"}}}
+    payload = {
+        "eventType": "git.push",
+        "resource": {
+            "refUpdates": [
+                {"name": "refs/heads/main", "newObjectId": C},
+                {"name": "refs/heads/gone", "newObjectId": ZERO},
+            ],
+            "repository": {
+                "remoteUrl": "https://dev.azure.com/o/p/_git/r",
+                "sshUrl": "git@ssh.dev.azure.com:v3/o/p/r",
+                "webUrl": "https://dev.azure.com/o/p/_git/r",
+            },
+        },
+    }
     event = AZURE_DEVOPS.parse({}, body(payload))
     assert event.changes == (RefChange("refs/heads/main", C), RefChange("refs/heads/gone", ""))
     assert event.repo_urls == ("https://dev.azure.com/o/p/_git/r", "git@ssh.dev.azure.com:v3/o/p/r")
@@ -250,23 +320,41 @@ def test_every_ref_of_a_multi_ref_azure_push_counts() -> None:
 @pytest.mark.parametrize(
     ("provider", "headers", "payload"),
     [
-        pytest.param(GITHUB, {"x-github-event": "push"}, {"ref": "refs/heads/x", "after": ZERO},
-                     id="github zero sha"),
-        pytest.param(GITHUB, {"x-github-event": "push"}, {"ref": "refs/heads/x", "after": C, "deleted": True},
-                     id="github deleted flag"),
-        pytest.param(GITEA, {"x-gitea-event": "push"}, {"ref": "refs/heads/x", "after": ZERO},
-                     id="gitea zero sha"),
-        pytest.param(GITLAB, {"x-gitlab-event": "Push Hook"},
-                     {"ref": "refs/heads/x", "after": ZERO, "checkout_sha": None},
-                         id="gitlab null checkout_sha"),
-        pytest.param(GITLAB, {"x-gitlab-event": "Tag Push Hook"},
-                     {"ref": "refs/tags/v1", "after": ZERO}, id="gitlab zero after"),
-        pytest.param(GITHUB, {"x-github-event": "push"}, {"ref": "refs/heads/x", "after": "0" * 64},
-                     id="sha-256 repository zero sha"),
+        pytest.param(
+            GITHUB, {"x-github-event": "push"}, {"ref": "refs/heads/x", "after": ZERO}, id="github zero sha"
+        ),
+        pytest.param(
+            GITHUB,
+            {"x-github-event": "push"},
+            {"ref": "refs/heads/x", "after": C, "deleted": True},
+            id="github deleted flag",
+        ),
+        pytest.param(
+            GITEA, {"x-gitea-event": "push"}, {"ref": "refs/heads/x", "after": ZERO}, id="gitea zero sha"
+        ),
+        pytest.param(
+            GITLAB,
+            {"x-gitlab-event": "Push Hook"},
+            {"ref": "refs/heads/x", "after": ZERO, "checkout_sha": None},
+            id="gitlab null checkout_sha",
+        ),
+        pytest.param(
+            GITLAB,
+            {"x-gitlab-event": "Tag Push Hook"},
+            {"ref": "refs/tags/v1", "after": ZERO},
+            id="gitlab zero after",
+        ),
+        pytest.param(
+            GITHUB,
+            {"x-github-event": "push"},
+            {"ref": "refs/heads/x", "after": "0" * 64},
+            id="sha-256 repository zero sha",
+        ),
     ],
 )
-def test_a_deletion_is_a_change_without_a_commit(provider: Provider, headers: dict[str, str],
-                                                 payload: object) -> None:
+def test_a_deletion_is_a_change_without_a_commit(
+    provider: Provider, headers: dict[str, str], payload: object
+) -> None:
     (change,) = provider.parse(headers, body(payload)).changes
     assert change.deleted and change.commit == ""
 
@@ -274,9 +362,11 @@ def test_a_deletion_is_a_change_without_a_commit(provider: Provider, headers: di
 def test_a_github_ping_is_a_ping_with_the_repository_urls_when_present() -> None:
     payload = {"zen": "z", "hook": {}, "repository": {"html_url": "https://github.com/example/repo"}}
     event = GITHUB.parse({"x-github-event": "ping", "x-github-delivery": "d-9"}, body(payload))
-    assert (event.kind, event.repo_urls, event.delivery_id) == (EventKind.PING,
-                                                                ("https://github.com/example/repo",),
-                                                                "d-9")
+    assert (event.kind, event.repo_urls, event.delivery_id) == (
+        EventKind.PING,
+        ("https://github.com/example/repo",),
+        "d-9",
+    )
 
 
 @pytest.mark.parametrize(
@@ -288,8 +378,9 @@ def test_a_github_ping_is_a_ping_with_the_repository_urls_when_present() -> None
         pytest.param(FORGEJO, {"x-forgejo-event": "push"}, "gitea/push-event.json", id="forgejo"),
     ],
 )
-def test_a_form_encoded_body_parses_the_same_as_json(provider: Provider, headers: dict[str, str],
-                                                     name: str) -> None:
+def test_a_form_encoded_body_parses_the_same_as_json(
+    provider: Provider, headers: dict[str, str], name: str
+) -> None:
     raw = fixture(name).body
     form = urlencode({"payload": raw.decode("utf-8")}).encode("ascii")
     as_form = provider.parse({**headers, "content-type": "application/x-www-form-urlencoded"}, form)
@@ -340,18 +431,32 @@ FORM = {"content-type": "application/x-www-form-urlencoded", "x-github-event": "
         pytest.param({}, b"\xff\xfe\x00", "not valid JSON", id="invalid utf-8"),
         pytest.param({}, b"[" * 100000, "not valid JSON", id="deep nesting"),
         pytest.param({}, b"1" * 5000, "not valid JSON", id="over-long integer"),
-        pytest.param({"x-github-event": "push"}, b'{"ref": 1}', "ref must be a string",
-                     id="ref not a string"),
-        pytest.param({"x-github-event": "ping"}, b'{"repository": []}', "repository must be an object",
-                     id="repository not an object, even for a ping"),
-        pytest.param({"x-github-event": "push"}, b'{"repository": {"html_url": 7}}',
-                     "repository.html_url must be a string", id="nested path is named"),
-        pytest.param({"x-github-event": "push"}, b'{"ref": "refs/heads/x", "deleted": "yes"}',
-                     "deleted must be a boolean", id="deleted not a boolean"),
+        pytest.param(
+            {"x-github-event": "push"}, b'{"ref": 1}', "ref must be a string", id="ref not a string"
+        ),
+        pytest.param(
+            {"x-github-event": "ping"},
+            b'{"repository": []}',
+            "repository must be an object",
+            id="repository not an object, even for a ping",
+        ),
+        pytest.param(
+            {"x-github-event": "push"},
+            b'{"repository": {"html_url": 7}}',
+            "repository.html_url must be a string",
+            id="nested path is named",
+        ),
+        pytest.param(
+            {"x-github-event": "push"},
+            b'{"ref": "refs/heads/x", "deleted": "yes"}',
+            "deleted must be a boolean",
+            id="deleted not a boolean",
+        ),
         pytest.param(FORM, b"payload=%7B", "not valid JSON", id="form with bad json"),
         pytest.param(FORM, b"other=1", "exactly one 'payload'", id="form without payload"),
-        pytest.param(FORM, b"payload=%7B%7D&payload=%7B%7D", "exactly one 'payload'",
-                     id="form with two payloads"),
+        pytest.param(
+            FORM, b"payload=%7B%7D&payload=%7B%7D", "exactly one 'payload'", id="form with two payloads"
+        ),
         pytest.param(FORM, b"payload=%ff", "urlencoded", id="form with bad utf-8"),
         pytest.param(FORM, "payload=é".encode(), "urlencoded", id="form with raw non-ascii"),
         pytest.param(FORM, b"payload", "urlencoded", id="form field without ="),
@@ -368,27 +473,51 @@ def test_a_malformed_body_is_a_malformed_delivery_naming_what_is_wrong(
 @pytest.mark.parametrize(
     ("provider", "headers", "raw", "path"),
     [
-        pytest.param(GITLAB, {"x-gitlab-event": "Push Hook"}, b'{"project": {"web_url": []}}',
-                     "project.web_url",
-                     id="gitlab project url"),
-        pytest.param(BITBUCKET, {"x-event-key": "repo:push"}, b'{"push": {"changes": [1]}}',
-                     r"push.changes\[0\]",
-                     id="bitbucket change item"),
-        pytest.param(BITBUCKET, {"x-event-key": "repo:push"},
-                     b'{"push": {"changes": [{"new": {"type": "branch", "name": "m", '
-                     b'"target": {"hash": 1}}}]}}',
-                     r"push.changes\[0\].new.target.hash", id="bitbucket commit hash"),
-        pytest.param(BITBUCKET_SERVER, {"x-event-key": "repo:refs_changed"},
-                     b'{"repository": {"links": {"clone": [{"href": 1}]}}}',
-                         r"repository.links.clone\[0\].href",
-                     id="bitbucket server clone href (Fleet panics here)"),
-        pytest.param(BITBUCKET_SERVER, {"x-event-key": "repo:refs_changed"},
-                     b'{"repository": {"links": {"clone": {}}}}', "repository.links.clone must be an array",
-                     id="bitbucket server clone not an array (Fleet panics here)"),
-        pytest.param(AZURE_DEVOPS, {}, b'{"eventType": 1}', "eventType must be a string",
-                     id="azure event type"),
-        pytest.param(AZURE_DEVOPS, {}, b'{"eventType": "git.push", "resource": {"refUpdates": {}}}',
-                     "resource.refUpdates must be an array", id="azure ref updates"),
+        pytest.param(
+            GITLAB,
+            {"x-gitlab-event": "Push Hook"},
+            b'{"project": {"web_url": []}}',
+            "project.web_url",
+            id="gitlab project url",
+        ),
+        pytest.param(
+            BITBUCKET,
+            {"x-event-key": "repo:push"},
+            b'{"push": {"changes": [1]}}',
+            r"push.changes\[0\]",
+            id="bitbucket change item",
+        ),
+        pytest.param(
+            BITBUCKET,
+            {"x-event-key": "repo:push"},
+            b'{"push": {"changes": [{"new": {"type": "branch", "name": "m", ' b'"target": {"hash": 1}}}]}}',
+            r"push.changes\[0\].new.target.hash",
+            id="bitbucket commit hash",
+        ),
+        pytest.param(
+            BITBUCKET_SERVER,
+            {"x-event-key": "repo:refs_changed"},
+            b'{"repository": {"links": {"clone": [{"href": 1}]}}}',
+            r"repository.links.clone\[0\].href",
+            id="bitbucket server clone href (Fleet panics here)",
+        ),
+        pytest.param(
+            BITBUCKET_SERVER,
+            {"x-event-key": "repo:refs_changed"},
+            b'{"repository": {"links": {"clone": {}}}}',
+            "repository.links.clone must be an array",
+            id="bitbucket server clone not an array (Fleet panics here)",
+        ),
+        pytest.param(
+            AZURE_DEVOPS, {}, b'{"eventType": 1}', "eventType must be a string", id="azure event type"
+        ),
+        pytest.param(
+            AZURE_DEVOPS,
+            {},
+            b'{"eventType": "git.push", "resource": {"refUpdates": {}}}',
+            "resource.refUpdates must be an array",
+            id="azure ref updates",
+        ),
     ],
 )
 def test_a_field_of_the_wrong_type_is_named_by_its_json_path(
@@ -406,28 +535,39 @@ def test_a_gogs_push_without_repository_has_no_urls_instead_of_panicking() -> No
 
 def test_repository_urls_are_de_duplicated_in_payload_order() -> None:
     url = "https://github.com/example/repo"
-    payload = {"ref": "refs/heads/main", "after": C,
-               "repository": {"html_url": url, "clone_url": url,
-                              "ssh_url": "git@github.com:example/repo.git"}}
+    payload = {
+        "ref": "refs/heads/main",
+        "after": C,
+        "repository": {"html_url": url, "clone_url": url, "ssh_url": "git@github.com:example/repo.git"},
+    }
     event = GITHUB.parse({"x-github-event": "push"}, body(payload))
     assert event.repo_urls == (url, "git@github.com:example/repo.git")
 
 
 def test_gitlab_falls_back_to_the_repository_object_when_the_project_has_no_urls() -> None:
-    payload = {"ref": "refs/heads/main", "checkout_sha": C,
-               "repository": {"homepage": "https://gitlab.example.com/g/r",
-                              "git_http_url": "https://gitlab.example.com/g/r.git",
-                              "git_ssh_url": "git@gitlab.example.com:g/r.git"}}
+    payload = {
+        "ref": "refs/heads/main",
+        "checkout_sha": C,
+        "repository": {
+            "homepage": "https://gitlab.example.com/g/r",
+            "git_http_url": "https://gitlab.example.com/g/r.git",
+            "git_ssh_url": "git@gitlab.example.com:g/r.git",
+        },
+    }
     event = GITLAB.parse({"x-gitlab-event": "Push Hook"}, body(payload))
-    assert event.repo_urls == ("https://gitlab.example.com/g/r", "https://gitlab.example.com/g/r.git",
-                               "git@gitlab.example.com:g/r.git")
+    assert event.repo_urls == (
+        "https://gitlab.example.com/g/r",
+        "https://gitlab.example.com/g/r.git",
+        "git@gitlab.example.com:g/r.git",
+    )
 
 
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [
-        pytest.param({"x-gitlab-event-uuid": "e-1", "x-gitlab-webhook-uuid": "w-1"}, "e-1",
-                     id="event uuid first"),
+        pytest.param(
+            {"x-gitlab-event-uuid": "e-1", "x-gitlab-webhook-uuid": "w-1"}, "e-1", id="event uuid first"
+        ),
         pytest.param({"x-gitlab-webhook-uuid": "w-1"}, "w-1", id="webhook uuid otherwise"),
     ],
 )
@@ -436,8 +576,9 @@ def test_gitlab_delivery_id_comes_from_its_uuid_headers(headers: dict[str, str],
 
 
 def test_azure_delivery_id_falls_back_to_the_activity_id_header() -> None:
-    assert AZURE_DEVOPS.parse({"x-vss-activityid": "act-1"},
-                              b'{"eventType": "git.push"}').delivery_id == "act-1"
+    assert (
+        AZURE_DEVOPS.parse({"x-vss-activityid": "act-1"}, b'{"eventType": "git.push"}').delivery_id == "act-1"
+    )
 
 
 def test_bitbucket_cloud_delivery_id_is_the_request_uuid() -> None:

@@ -11,28 +11,80 @@ from controller.providers import PROVIDERS, detect
 from controller.providers.base import MalformedDelivery, UnsupportedContentType, Verification
 from unit.providers.provider_fixtures import DELIVERIES
 
-HEADER_NAMES = st.sampled_from(sorted({name for d in DELIVERIES for name in d.headers} | {
-    "content-type", "x-hub-signature-256", "x-hook-uuid", "authorization", "x-forgejo-event",
-        "x-vss-activityid",
-}))
+HEADER_NAMES = st.sampled_from(
+    sorted(
+        {name for d in DELIVERIES for name in d.headers}
+        | {
+            "content-type",
+            "x-hub-signature-256",
+            "x-hook-uuid",
+            "authorization",
+            "x-forgejo-event",
+            "x-vss-activityid",
+        }
+    )
+)
 HEADER_VALUES = st.one_of(
     st.text(max_size=80),
-    st.sampled_from(["push", "ping", "Push Hook", "System Hook", "repo:push", "repo:refs_changed",
-                     "diagnostics:ping", "application/json", "application/x-www-form-urlencoded", "sha256=",
-                         ""]),
+    st.sampled_from(
+        [
+            "push",
+            "ping",
+            "Push Hook",
+            "System Hook",
+            "repo:push",
+            "repo:refs_changed",
+            "diagnostics:ping",
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "sha256=",
+            "",
+        ]
+    ),
 )
 HEADERS = st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=6)
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["ref", "after", "checkout_sha", "repository", "project", "push", "changes", "new",
-                         "old",
-                         "target", "hash", "type", "name", "refId", "toHash", "links", "clone", "self",
-                             "href",
-                         "html", "html_url", "eventType", "resource", "refUpdates", "newObjectId", "id",
-                         "object_kind", "event_name", "deleted", "eventKey"]),
-        children, max_size=5),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(
+        st.sampled_from(
+            [
+                "ref",
+                "after",
+                "checkout_sha",
+                "repository",
+                "project",
+                "push",
+                "changes",
+                "new",
+                "old",
+                "target",
+                "hash",
+                "type",
+                "name",
+                "refId",
+                "toHash",
+                "links",
+                "clone",
+                "self",
+                "href",
+                "html",
+                "html_url",
+                "eventType",
+                "resource",
+                "refUpdates",
+                "newObjectId",
+                "id",
+                "object_kind",
+                "event_name",
+                "deleted",
+                "eventKey",
+            ]
+        ),
+        children,
+        max_size=5,
+    ),
     max_leaves=25,
 )
 BODIES = st.one_of(
@@ -41,9 +93,11 @@ BODIES = st.one_of(
     st.sampled_from([d.body for d in DELIVERIES]),
 )
 SECRETS = st.dictionaries(
-    st.sampled_from(["github", "gitlab", "bitbucket", "bitbucket-server", "gogs", "azure-username",
-                     "azure-password"]),
-    st.binary(max_size=12), max_size=7,
+    st.sampled_from(
+        ["github", "gitlab", "bitbucket", "bitbucket-server", "gogs", "azure-username", "azure-password"]
+    ),
+    st.binary(max_size=12),
+    max_size=7,
 )
 
 

@@ -27,41 +27,75 @@ AZURE_SECRET = {"azure-username": b"user", "azure-password": b"pass123"}
 # The "ready-made signature vectors" table of SOURCES.md: (fixture, provider, secret, header, value).
 VECTORS = [
     pytest.param(
-        "github/push.json", GITHUB, {"github": GITHUB_SECRET}, "x-hub-signature-256",
-        "sha256=abcee8ae5f5c28fc2e4d2a0ffe46115bf9dc9d7c2e34592846d9361fffb864d5", id="github push",
+        "github/push.json",
+        GITHUB,
+        {"github": GITHUB_SECRET},
+        "x-hub-signature-256",
+        "sha256=abcee8ae5f5c28fc2e4d2a0ffe46115bf9dc9d7c2e34592846d9361fffb864d5",
+        id="github push",
     ),
     pytest.param(
-        "gogs/push-event.json", GOGS, {"gogs": GOGS_SECRET}, "x-gogs-signature",
-        "83d4163fb936904aeb9ffd6ce22cf86e4b36273b2e1c63a57f5a6ddc371ce3ba", id="gogs push",
+        "gogs/push-event.json",
+        GOGS,
+        {"gogs": GOGS_SECRET},
+        "x-gogs-signature",
+        "83d4163fb936904aeb9ffd6ce22cf86e4b36273b2e1c63a57f5a6ddc371ce3ba",
+        id="gogs push",
     ),
     pytest.param(
-        "gitea/push-event.json", GITEA, {"gogs": GITHUB_SECRET}, "x-gitea-signature",
-        "60fe446c74fa0cb9474f98cc557db79e10c7aaf22cf324ad65239600b9e4d915", id="gitea push, gitea header",
+        "gitea/push-event.json",
+        GITEA,
+        {"gogs": GITHUB_SECRET},
+        "x-gitea-signature",
+        "60fe446c74fa0cb9474f98cc557db79e10c7aaf22cf324ad65239600b9e4d915",
+        id="gitea push, gitea header",
     ),
     pytest.param(
-        "gitea/push-event.json", GITEA, {"gogs": GITHUB_SECRET}, "x-gogs-signature",
-        "60fe446c74fa0cb9474f98cc557db79e10c7aaf22cf324ad65239600b9e4d915", id="gitea push, gogs header",
+        "gitea/push-event.json",
+        GITEA,
+        {"gogs": GITHUB_SECRET},
+        "x-gogs-signature",
+        "60fe446c74fa0cb9474f98cc557db79e10c7aaf22cf324ad65239600b9e4d915",
+        id="gitea push, gogs header",
     ),
     pytest.param(
-        "gitea/push-event.json", FORGEJO, {"gogs": GITHUB_SECRET}, "x-forgejo-signature",
-        "60fe446c74fa0cb9474f98cc557db79e10c7aaf22cf324ad65239600b9e4d915", id="forgejo header",
+        "gitea/push-event.json",
+        FORGEJO,
+        {"gogs": GITHUB_SECRET},
+        "x-forgejo-signature",
+        "60fe446c74fa0cb9474f98cc557db79e10c7aaf22cf324ad65239600b9e4d915",
+        id="forgejo header",
     ),
     pytest.param(
-        "bitbucket-server/repo-refs-changed.json", BITBUCKET_SERVER,
-            {"bitbucket-server": BITBUCKET_SERVER_SECRET},
-        "x-hub-signature", "sha256=8a60f7487d167f55886df87d4077192035d76f76a8e0b3a48fd8ae8cad25f391",
+        "bitbucket-server/repo-refs-changed.json",
+        BITBUCKET_SERVER,
+        {"bitbucket-server": BITBUCKET_SERVER_SECRET},
+        "x-hub-signature",
+        "sha256=8a60f7487d167f55886df87d4077192035d76f76a8e0b3a48fd8ae8cad25f391",
         id="bitbucket server refs_changed",
     ),
     pytest.param(
-        "gitlab/push-event.json", GITLAB, {"gitlab": GOGS_SECRET}, "x-gitlab-token", "sampleToken!",
+        "gitlab/push-event.json",
+        GITLAB,
+        {"gitlab": GOGS_SECRET},
+        "x-gitlab-token",
+        "sampleToken!",
         id="gitlab token",
     ),
     pytest.param(
-        "bitbucket/repo-push.json", BITBUCKET, {"bitbucket": b"MY_UUID"}, "x-hook-uuid", "MY_UUID",
+        "bitbucket/repo-push.json",
+        BITBUCKET,
+        {"bitbucket": b"MY_UUID"},
+        "x-hook-uuid",
+        "MY_UUID",
         id="bitbucket cloud hook uuid",
     ),
     pytest.param(
-        "azuredevops/git.push.json", AZURE_DEVOPS, AZURE_SECRET, "authorization", "Basic dXNlcjpwYXNzMTIz",
+        "azuredevops/git.push.json",
+        AZURE_DEVOPS,
+        AZURE_SECRET,
+        "authorization",
+        "Basic dXNlcjpwYXNzMTIz",
         id="azure basic auth",
     ),
 ]
@@ -74,8 +108,13 @@ SIGNED_BY_UPSTREAM: dict[str, tuple[Provider, dict[str, bytes]]] = {
     "gitlab": (GITLAB, {"gitlab": GOGS_SECRET}),
     "bitbucket": (BITBUCKET, {"bitbucket": b"MY_UUID"}),
 }
-SIGNATURE_HEADERS = {"x-gogs-signature", "x-gitea-signature", "x-hub-signature", "x-gitlab-token",
-                     "x-hook-uuid"}
+SIGNATURE_HEADERS = {
+    "x-gogs-signature",
+    "x-gitea-signature",
+    "x-hub-signature",
+    "x-gitlab-token",
+    "x-hook-uuid",
+}
 
 
 def _flip(data: bytes, index: int) -> bytes:
@@ -202,10 +241,9 @@ def test_github_signatures_cover_a_form_encoded_body_as_sent() -> None:
     signature = "sha256=" + hmac.new(GITHUB_SECRET, form, hashlib.sha256).hexdigest()
     headers = {"x-hub-signature-256": signature, "content-type": "application/x-www-form-urlencoded"}
     assert GITHUB.verify(headers, form, {"github": GITHUB_SECRET}) is Verification.VERIFIED
-    assert GITHUB.verify({"x-hub-signature-256": "sha256=" + GITHUB_HEX}, form,
-                         {"github": GITHUB_SECRET}) is (
-        Verification.FAILED
-    )
+    assert GITHUB.verify(
+        {"x-hub-signature-256": "sha256=" + GITHUB_HEX}, form, {"github": GITHUB_SECRET}
+    ) is (Verification.FAILED)
 
 
 @pytest.mark.parametrize(
@@ -216,8 +254,9 @@ def test_github_signatures_cover_a_form_encoded_body_as_sent() -> None:
         pytest.param(GITLAB, {"gitlab": b"k"}, "x-gitlab-token", id="gitlab"),
         pytest.param(BITBUCKET, {"bitbucket": b"k"}, "x-hook-uuid", id="bitbucket cloud uuid"),
         pytest.param(BITBUCKET, {"bitbucket": b"k"}, "x-hub-signature", id="bitbucket cloud hmac"),
-        pytest.param(AZURE_DEVOPS, {"azure-username": b"u", "azure-password": b"p"}, "authorization",
-                     id="azure"),
+        pytest.param(
+            AZURE_DEVOPS, {"azure-username": b"u", "azure-password": b"p"}, "authorization", id="azure"
+        ),
     ],
 )
 @pytest.mark.parametrize(
@@ -244,8 +283,10 @@ def test_bitbucket_cloud_prefers_its_hmac_signature_over_the_hook_uuid() -> None
     body = fixture("bitbucket/repo-push.json").body
     signature = "sha256=" + hmac.new(b"MY_UUID", body, hashlib.sha256).hexdigest()
     secret = {"bitbucket": b"MY_UUID"}
-    assert BITBUCKET.verify({"x-hub-signature": signature, "x-hook-uuid": "x"}, body,
-                            secret) is Verification.VERIFIED
+    assert (
+        BITBUCKET.verify({"x-hub-signature": signature, "x-hook-uuid": "x"}, body, secret)
+        is Verification.VERIFIED
+    )
     wrong = {"x-hub-signature": "sha256=" + "0" * 64, "x-hook-uuid": "MY_UUID"}
     assert BITBUCKET.verify(wrong, body, secret) is Verification.FAILED
 
@@ -255,16 +296,20 @@ def test_bitbucket_cloud_prefers_its_hmac_signature_over_the_hook_uuid() -> None
     [
         pytest.param("Basic dXNlcjpwYXNzMTIz", Verification.VERIFIED, id="upstream vector"),
         pytest.param("basic dXNlcjpwYXNzMTIz", Verification.VERIFIED, id="scheme is case-insensitive"),
-        pytest.param("Basic " + base64.b64encode(b"user:wrong").decode(), Verification.FAILED,
-                     id="wrong password"),
-        pytest.param("Basic " + base64.b64encode(b"other:pass123").decode(), Verification.FAILED,
-                     id="wrong user"),
-        pytest.param("Basic " + base64.b64encode(b"user:pass123:x").decode(), Verification.FAILED,
-                     id="extra colon"),
+        pytest.param(
+            "Basic " + base64.b64encode(b"user:wrong").decode(), Verification.FAILED, id="wrong password"
+        ),
+        pytest.param(
+            "Basic " + base64.b64encode(b"other:pass123").decode(), Verification.FAILED, id="wrong user"
+        ),
+        pytest.param(
+            "Basic " + base64.b64encode(b"user:pass123:x").decode(), Verification.FAILED, id="extra colon"
+        ),
     ],
 )
-def test_azure_basic_auth_compares_both_username_and_password(authorization: str,
-                                                              expected: Verification) -> None:
+def test_azure_basic_auth_compares_both_username_and_password(
+    authorization: str, expected: Verification
+) -> None:
     body = fixture("azuredevops/git.push.json").body
     assert AZURE_DEVOPS.verify({"authorization": authorization}, body, AZURE_SECRET) is expected
 
