@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import pathlib
 import resource
-import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -174,20 +171,14 @@ def test_receiver_memory(report, emulator, kubeconfig_path, run_service):
             "arbiter RSS MB",
             "worker RSS over empty MB",
             "per 10k GitRepos MB",
-            "paged list: cache growth MB",
-            "paged list: worker RSS estimate MB",
         ],
     )
     section.notes += [
         "`serve receiver` against the API emulator seeded through `emulator.create` (the API's create path; "
         "GitRepos of ~320 bytes as stored, a few with branch and repo only). RSS from /proc/<pid>/status "
         "VmRSS, after `/readyz` reports the cache synced and one delivery was served (the worker holds the "
-        "cache; the arbiter process is gunicorn's master). A fresh receiver per size.",
-        "The emulator ignores `limit` and answers the receiver's list in one response (100k GitRepos ≈ 35 MB "
-        "of JSON parsed at once), which a real API server never does (it pages; the reflector asks for 500). "
-        "The **paged list** columns run the receiver's own list path (`KubeStore` reflector → "
-        "`GitRepo.from_object` → `GitRepoIndex`) on 500-item pages in a fresh interpreter "
-        "(`tests/bench/paged_cache_rss.py`); the estimate is the empty worker's RSS plus that growth.",
+        "cache; the arbiter process is gunicorn's master). A fresh receiver per size. The reflector lists "
+        "in pages of 500 (`limit`/`continue`), as from a real API server.",
     ]
     emulator.create(GLOBAL_SECRET_OBJECT)
     results: list[tuple[int, float, float, int, int]] = []
@@ -220,11 +211,8 @@ def test_receiver_memory(report, emulator, kubeconfig_path, run_service):
         started.stop()
         print(f"  {size:,} GitRepos: worker RSS {rss_kb_mb(results[-1][3])} MB", flush=True)
     empty = results[0][3]
-    estimate = 0.0
     for size, seed_time, ready, worker, arbiter in results:
         over = (worker - empty) / 1024
-        paged = _paged_growth_kb(size) / 1024 if size else 0.0
-        estimate = empty / 1024 + paged
         section.add(
             f"{size:,}",
             f"{seed_time:.1f}",
@@ -233,33 +221,15 @@ def test_receiver_memory(report, emulator, kubeconfig_path, run_service):
             rss_kb_mb(arbiter),
             f"{over:.1f}",
             f"{over / size * 10_000:.1f}" if size else "-",
-            f"{paged:.1f}",
-            f"{estimate:.0f}",
         )
     at_max = results[-1][3] / 1024
-    section.target(
-        "worker RSS ≤ 200 MB at 100k GitRepos (emulator: one unpaged list)", f"{at_max:.0f} MB", at_max <= 200
-    )
-    section.target(
-        "worker RSS ≤ 200 MB at 100k GitRepos (paged list, as from a real API server)",
-        f"{estimate:.0f} MB",
-        estimate <= 200,
-    )
+    section.target("worker RSS ≤ 200 MB at 100k GitRepos", f"{at_max:.0f} MB", at_max <= 200)
     section.print()
 
 
 def _own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _paged_growth_kb(size: int) -> int:
-    script = pathlib.Path(__file__).with_name("paged_cache_rss.py")
-    done = subprocess.run(
-        [sys.executable, str(script), str(size)], capture_output=True, text=True, timeout=300, check=True
-    )
-    measured = json.loads(done.stdout)
-    return int(measured["after"]) - int(measured["before"])
 
 
 def rss_kb_mb(kb: int) -> str:

@@ -54,27 +54,26 @@ class Api:
         resourceVersion (a real API server serves every page from one snapshot).
         """
         labels, fields = parse_label_selector(label_selector), parse_field_selector(field_selector)
-        rv, items = self.store.list(rt, namespace)
-        items = [o for o in items if labels(o["metadata"].get("labels") or {}) and fields(o)]
-        metadata: dict[str, Any] = {"resourceVersion": str(rv)}
+        after = None
         if continue_token:
             try:
-                after = json.loads(base64.urlsafe_b64decode(continue_token.encode()))
-                start = (str(after["namespace"]), str(after["name"]))
+                decoded = json.loads(base64.urlsafe_b64decode(continue_token.encode()))
+                after = (str(decoded["namespace"]), str(decoded["name"]))
             except (ValueError, KeyError, TypeError):
                 raise errors.bad_request("invalid continue token") from None
-            items = [o for o in items if _ident(o) > start]
-        if limit:
-            try:
-                size = int(limit)
-            except ValueError:
-                raise errors.bad_request(f"invalid limit {limit!r}") from None
-            if 0 < size < len(items):
-                namespace_, name = _ident(items[size - 1])
-                token = json.dumps({"namespace": namespace_, "name": name}).encode()
-                metadata["continue"] = base64.urlsafe_b64encode(token).decode()
-                metadata["remainingItemCount"] = len(items) - size
-                items = items[:size]
+        try:
+            size = max(0, int(limit)) if limit else 0
+        except ValueError:
+            raise errors.bad_request(f"invalid limit {limit!r}") from None
+
+        def keep(obj: dict[str, Any]) -> bool:
+            return bool(labels(obj["metadata"].get("labels") or {}) and fields(obj))
+
+        rv, items, more = self.store.page(rt, namespace, after, size, keep)
+        metadata: dict[str, Any] = {"resourceVersion": str(rv)}
+        if more and items:
+            token = json.dumps(dict(zip(("namespace", "name"), _ident(items[-1])))).encode()
+            metadata["continue"] = base64.urlsafe_b64encode(token).decode()
         return {"apiVersion": rt.api_version, "kind": rt.list_kind, "metadata": metadata, "items": items}
 
     # -- helpers -----------------------------------------------------------------------------------

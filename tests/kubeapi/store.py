@@ -5,6 +5,7 @@ call out over the network) and commit it with the resourceVersion they started f
 """
 from __future__ import annotations
 
+import bisect
 import copy
 import threading
 import time
@@ -70,6 +71,26 @@ class Store:
             rv = self._rv
         items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return rv, items
+
+    def page(self, rt: ResourceType, namespace: str | None, after: tuple[str, str] | None, limit: int,
+             keep: Callable[[dict[str, Any]], bool]) -> tuple[int, list[dict[str, Any]], bool]:
+        """One page of a list: rv, up to `limit` (0: all) deep-copied objects sorted by ns/name after
+        `after` that `keep` accepts, and whether more follow. Only the page is copied."""
+        with self.lock:
+            keyed = sorted(((ns, name), o) for (g, p, ns, name), o in self._objects.items()
+                           if g == rt.group and p == rt.plural and (not namespace or ns == namespace))
+            rv = self._rv
+            start = bisect.bisect_right(keyed, after, key=lambda item: item[0]) if after else 0
+            items: list[dict[str, Any]] = []
+            more = False
+            for _, obj in keyed[start:]:
+                if not keep(obj):
+                    continue
+                if limit and len(items) >= limit:
+                    more = True
+                    break
+                items.append(copy.deepcopy(obj))
+        return rv, items, more
 
     # -- writes ------------------------------------------------------------------------------------
     def _record(self, etype: str, rt: ResourceType, obj: dict[str, Any], prev: dict[str, Any] | None) -> None:
