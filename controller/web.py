@@ -55,12 +55,39 @@ def _health_blueprint(readiness: Readiness) -> Blueprint:
     return health
 
 
-def install(app: Flask, listener: str, readiness: Readiness) -> None:
+class RequestLog:
+    """One log line and the HTTP metrics per request of a listener.
+
+    Labelled metric children are looked up once per label set: the admission path is latency first.
+    """
+
+    def __init__(self, listener: str) -> None:
+        self.listener = listener
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._timers: dict[str, Any] = {}
+
+    def record(self, route: str, method: str, path: str, status: int, duration: float,
+               remote: str | None, delivery: str | None = None) -> None:
+        """Count the request and, unless it is a successful health probe, log it."""
+        key = (route, method, str(status))
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters.setdefault(key, metrics.HTTP_REQUESTS.labels(self.listener, *key))
+        counter.inc()
+        timer = self._timers.get(route)
+        if timer is None:
+            timer = self._timers.setdefault(route, metrics.HTTP_DURATION.labels(self.listener, route))
+        timer.observe(duration)
+        if path not in HEALTH_ROUTES or status >= 400:
+            log.info("request", extra=fields(
+                listener=self.listener, method=method, path=path, status=status,
+                duration_ms=round(duration * 1000, 2), delivery=delivery, remote=remote))
+
+
+def install(app: Flask, listener: str, readiness: Readiness) -> RequestLog:
     """Register health routes, JSON error handling and the per-request log line on ``app``."""
     app.register_blueprint(_health_blueprint(readiness))
-    # Labelled metric children, looked up once per label set: the admission path is latency first.
-    counters: dict[tuple[str, str, str], Any] = {}
-    timers: dict[str, Any] = {}
+    requests_log = RequestLog(listener)
 
     @app.before_request
     def start_timer() -> None:
@@ -70,20 +97,8 @@ def install(app: Flask, listener: str, readiness: Readiness) -> None:
     def log_request(response: Response) -> Response:
         duration = time.perf_counter() - g.get("started", time.perf_counter())
         route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
-        key = (route, request.method, str(response.status_code))
-        counter = counters.get(key)
-        if counter is None:
-            counter = counters.setdefault(key, metrics.HTTP_REQUESTS.labels(listener, *key))
-        counter.inc()
-        timer = timers.get(route)
-        if timer is None:
-            timer = timers.setdefault(route, metrics.HTTP_DURATION.labels(listener, route))
-        timer.observe(duration)
-        if request.path not in HEALTH_ROUTES or response.status_code >= 400:
-            log.info("request", extra=fields(
-                listener=listener, method=request.method, path=request.path,
-                status=response.status_code, duration_ms=round(duration * 1000, 2),
-                delivery=g.get("delivery_id"), remote=request.remote_addr))
+        requests_log.record(route, request.method, request.path, response.status_code, duration,
+                            request.remote_addr, g.get("delivery_id"))
         return response
 
     @app.errorhandler(ServiceError)
@@ -104,3 +119,5 @@ def install(app: Flask, listener: str, readiness: Readiness) -> None:
         # A bug, never an input problem: log it with the trace, answer without details.
         log.error("unexpected error", exc_info=error, extra=fields(path=request.path))
         return error_response(500, "internal", "internal error; see the service log")
+
+    return requests_log

@@ -1,0 +1,73 @@
+"""The admission endpoints over real HTTPS under gunicorn: answers, methods, malformed and huge reviews."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import requests
+
+REVIEW = {
+    "apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview",
+    "request": {
+        "uid": "0d6c9a1e-5a0b-4a44-9b8e-2f1c7c1f0a11",
+        "kind": {"group": "fleet.cattle.io", "version": "v1alpha1", "kind": "GitRepo"},
+        "resource": {"group": "fleet.cattle.io", "version": "v1alpha1", "resource": "gitrepos"},
+        "name": "app", "namespace": "fleet-default", "operation": "CREATE",
+        "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+        "object": {"apiVersion": "fleet.cattle.io/v1alpha1", "kind": "GitRepo",
+                   "metadata": {"name": "app", "namespace": "fleet-default"},
+                   "spec": {"repo": "https://github.com/example/app"}},
+        "oldObject": None, "dryRun": False,
+        "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+    },
+}
+
+
+def _post(admission, path: str, data, **kwargs) -> requests.Response:
+    return requests.post(admission.admission + path, data=data, timeout=10, verify=admission.ca_file,
+                         headers={"Content-Type": "application/json"}, **kwargs)
+
+
+def test_a_gitrepo_review_is_answered_with_a_patch_echoing_version_and_uid(admission):
+    answer = _post(admission, "/mutate/gitrepos", json.dumps(REVIEW))
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/json"
+    body = answer.json()
+    assert (body["apiVersion"], body["kind"]) == ("admission.k8s.io/v1beta1", "AdmissionReview")
+    assert body["response"]["uid"] == REVIEW["request"]["uid"] and body["response"]["allowed"] is True
+    assert body["response"]["patchType"] == "JSONPatch"
+    patch = json.loads(base64.b64decode(body["response"]["patch"]))
+    assert {"op": "add", "path": "/spec/pollingInterval", "value": "1h"} in patch
+
+
+def test_a_review_sent_chunked_is_read_whole(admission):
+    chunks = iter([json.dumps(REVIEW)[:100].encode(), json.dumps(REVIEW)[100:].encode()])
+    answer = _post(admission, "/mutate/gitrepos", chunks)
+    assert answer.status_code == 200 and answer.json()["response"]["allowed"] is True
+
+
+@pytest.mark.parametrize("path", ["/mutate/gitrepos", "/validate/secrets"])
+def test_another_method_is_405_naming_post(admission, path):
+    answer = requests.get(admission.admission + path, timeout=10, verify=admission.ca_file)
+    assert answer.status_code == 405 and answer.headers["Allow"] == "POST"
+    assert answer.json()["error"] == "method-not-allowed"
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    pytest.param(b"{not json", "JSON", id="not JSON"),
+    pytest.param(json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}), "request",
+                 id="no request"),
+    pytest.param(b"x" * (3 * 1024 * 1024 + 1), "over", id="oversized"),
+])
+def test_a_malformed_review_is_400_with_the_reason(admission, data, reason):
+    answer = _post(admission, "/validate/secrets", data)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "bad-review" and reason in answer.json()["message"]
+
+
+def test_each_review_is_one_request_log_line(admission):
+    _post(admission, "/validate/secrets", json.dumps(REVIEW))
+    lines = [json.loads(line) for line in admission.log().splitlines() if '"msg": "request"' in line]
+    assert any((entry["path"], entry["status"], entry["listener"]) == ("/validate/secrets", 200, "admission")
+               for entry in lines)
