@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 
 import pytest
 
@@ -11,14 +12,22 @@ from support.waiting import free_port
 
 
 @pytest.fixture
-def receiver(run_service) -> service.Service:
+def start_receiver(run_service) -> Callable[..., service.Service]:
+    """Start a receiver on the example offline store with extra flags; returns it ready."""
+    def start(*flags: str) -> service.Service:
+        port = free_port()
+        started = run_service("serve", "receiver", "--listen", f"127.0.0.1:{port}", "--store", "offline",
+                              "--gitrepos", str(EXAMPLE_GITREPOS), *flags)
+        started.receiver = f"http://127.0.0.1:{port}"
+        service.wait_ready(started.receiver, started)
+        return started
+    return start
+
+
+@pytest.fixture
+def receiver(start_receiver) -> service.Service:
     """A receiver on the example offline store, ready."""
-    port = free_port()
-    started = run_service("serve", "receiver", "--listen", f"127.0.0.1:{port}", "--store", "offline",
-                          "--gitrepos", str(EXAMPLE_GITREPOS))
-    started.receiver = f"http://127.0.0.1:{port}"
-    service.wait_ready(started.receiver, started)
-    return started
+    return start_receiver()
 
 
 @pytest.fixture

@@ -266,24 +266,10 @@ def test_a_raw_request_with_a_bad_content_length_is_a_4xx_not_a_crash(shared):
     assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
 
 
-def test_a_client_that_stalls_its_body_frees_the_worker_thread(run_service):
+def test_a_client_that_stalls_its_body_frees_the_worker_thread(start_receiver):
     """With one thread, a stalled body would block every other delivery; it gets 408 instead."""
-    port = free_port()
-    started = run_service(
-        "serve",
-        "receiver",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--store",
-        "offline",
-        "--gitrepos",
-        str(EXAMPLE_GITREPOS),
-        "--threads",
-        "1",
-        "--body-timeout",
-        "1",
-    )
-    service.wait_ready(f"http://127.0.0.1:{port}", started)
+    started = start_receiver("--threads", "1", "--body-timeout", "1")
+    port = int(started.receiver.rsplit(":", 1)[1])
     stalled = socket.create_connection(("127.0.0.1", port), timeout=10)
     stalled.sendall(
         b"POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nContent-Type: application/json\r\n"

@@ -113,24 +113,9 @@ def test_metrics_count_requests_and_deliveries(receiver, payload):
     )
 
 
-def test_metrics_add_up_across_several_workers(run_service, payload):
-    port = free_port()
-    started = run_service(
-        "serve",
-        "receiver",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--store",
-        "offline",
-        "--gitrepos",
-        str(EXAMPLE_GITREPOS),
-        "--workers",
-        "2",
-        "--threads",
-        "1",
-    )
-    url = f"http://127.0.0.1:{port}"
-    service.wait_ready(url, started)
+def test_metrics_add_up_across_several_workers(start_receiver, payload):
+    started = start_receiver("--workers", "2", "--threads", "1")
+    url = started.receiver
     for _ in range(6):
         # A new connection each time (Connection: close), so both workers take deliveries.
         assert _github_push(url, payload("github/push.json"), close=True).status_code == 200
