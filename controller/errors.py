@@ -34,13 +34,6 @@ class Unauthorized(ServiceError):
     code = "unauthorized"
 
 
-class NotFound(ServiceError):
-    """No such route."""
-
-    status = 404
-    code = "not-found"
-
-
 class MethodNotAllowed(ServiceError):
     """Wrong HTTP method for the route; ``Allow`` names the right ones."""
 

@@ -32,7 +32,6 @@ class GitRepo:
     revision: str = ""
     webhook_secret: str = ""
     polling_interval: str | None = None
-    disable_polling: bool = False
     webhook_commit: str = ""
     uid: str = ""
     resource_version: str = ""
@@ -65,7 +64,6 @@ class GitRepo:
             revision=_text(spec.get("revision")),
             webhook_secret=_text(spec.get("webhookSecret")),
             polling_interval=None if interval is None else str(interval),
-            disable_polling=spec.get("disablePolling") is True,
             webhook_commit=_text(status.get("webhookCommit")),
             uid=_text(metadata.get("uid")),
             resource_version=_text(metadata.get("resourceVersion")),

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar, Final, Literal, NotRequired, TypedDict, cast
+from typing import Any, Final, Literal, NotRequired, TypedDict, cast
 
 __all__ = [
     "API_VERSIONS",
@@ -160,15 +160,9 @@ class BadReview(Exception):
     Not to be used for a bad *object*; that is a denial (`Decision` with ``allowed=False``).
     """
 
-    http_status: ClassVar[int] = 400
-
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-    def as_json(self) -> dict[str, str]:
-        """The JSON error body the HTTP layer sends."""
-        return {"error": self.reason}
 
 
 # --- values ---------------------------------------------------------------------------

@@ -26,11 +26,6 @@ class SecretRef:
     name: str
     per_gitrepo: bool = False
 
-    @property
-    def is_global(self) -> bool:
-        """True for the global ``gitjob-webhook`` Secret."""
-        return self.name == GLOBAL_SECRET and not self.per_gitrepo
-
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
 

@@ -8,12 +8,17 @@ client). Everything else in the service talks to a :class:`Store` only.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Protocol
 
 from controller.gitrepos import GitRepo
 
 GLOBAL_SECRET = "gitjob-webhook"
+
+
+def timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC at second precision, as Kubernetes writes ``metav1.Time``."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class StoreError(Exception):

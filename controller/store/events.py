@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 
 from controller.gitrepos import API_VERSION, GitRepo
 from controller.logs import fields
+from controller.store import timestamp
 from controller.store.kubeapi import MERGE_PATCH, ApiError, KubeApi, JsonObject, events_path
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def event_name(gitrepo: GitRepo, reason: str, message: str, kind: str) -> str:
 
 def event_object(gitrepo: GitRepo, reason: str, message: str, kind: str, now: datetime) -> JsonObject:
     """A core v1 Event about the GitRepo."""
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = timestamp(now)
     return {
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"name": event_name(gitrepo, reason, message, kind), "namespace": gitrepo.namespace},

@@ -25,7 +25,7 @@ from controller import metrics
 from controller.gitrepos import DEFAULTED_ANNOTATION, GitRepo
 from controller.logs import fields
 from controller.settings import Settings
-from controller.store import GLOBAL_SECRET, GitRepoGone, StoreError, StoreUnavailable
+from controller.store import GLOBAL_SECRET, GitRepoGone, StoreError, StoreUnavailable, timestamp
 from controller.store.events import EventRecorder
 from controller.store.index import GitRepoIndex
 from controller.store.kubeapi import GITREPOS, MERGE_PATCH, ApiError, KubeApi, gitrepo_path, secrets_path
@@ -129,7 +129,7 @@ class KubeStore:
     def patch_status(self, gitrepo: GitRepo, commit: str, when: datetime) -> GitRepo:
         """Merge-patch ``status.webhookCommit`` and ``status.lastWebhookTime`` on the /status subresource."""
         body = {"status": {"webhookCommit": commit,
-                           "lastWebhookTime": when.strftime("%Y-%m-%dT%H:%M:%SZ")}}
+                           "lastWebhookTime": timestamp(when)}}
         obj = self._retrying(f"status of GitRepo {gitrepo.ref}", lambda timeout: self.api.request(
             "PATCH", gitrepo_path(gitrepo.namespace, gitrepo.name, "status"), body=body,
             content_type=MERGE_PATCH, timeout=timeout))

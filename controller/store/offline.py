@@ -19,7 +19,7 @@ import yaml
 
 from controller.gitrepos import API_VERSION, DEFAULTED_ANNOTATION, GitRepo
 from controller.logs import fields
-from controller.store import GitRepoGone, StoreError
+from controller.store import GitRepoGone, StoreError, timestamp
 from controller.store.index import GitRepoIndex
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class OfflineStore:
     def patch_status(self, gitrepo: GitRepo, commit: str, when: datetime) -> GitRepo:
         """Set the webhook status fields on the in-memory object."""
         return self._update(gitrepo, lambda obj: obj.setdefault("status", {}).update(
-            webhookCommit=commit, lastWebhookTime=when.strftime("%Y-%m-%dT%H:%M:%SZ")))
+            webhookCommit=commit, lastWebhookTime=timestamp(when)))
 
     def record_event(self, gitrepo: GitRepo, reason: str, message: str, kind: str = "Normal") -> None:
         """Keep the event in memory and log it."""

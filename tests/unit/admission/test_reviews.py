@@ -168,8 +168,6 @@ def test_a_malformed_review_is_a_bad_review_with_a_reason(
         parse_review(body)
 
     assert reason in raised.value.reason
-    assert raised.value.http_status == 400
-    assert raised.value.as_json() == {"error": raised.value.reason}
 
 
 def test_an_oversized_body_is_refused_before_it_is_parsed() -> None:
