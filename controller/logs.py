@@ -58,9 +58,10 @@ def configure(log_format: str, level: str = "info") -> None:
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # The kubernetes client logs every request at debug; keep its noise out of ours.
+    # The kubernetes client logs every request at debug, and urllib3 each retry as a warning; the
+    # service logs what fails itself, once per change of state.
     for noisy in ("urllib3", "kubernetes"):
-        logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def fields(**values: Any) -> dict[str, Any]:

@@ -13,11 +13,12 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+from controller.fleet.durations import parse_go_duration_ns
 
 ENV_PREFIX = "GITJOB_WEBHOOK_"
 
-_GO_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
 _SIZE = re.compile(r"^(\d+)\s*([KMG]i?B?|B)?$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024,
                "m": 1000**2, "mb": 1000**2, "mi": 1024**2, "mib": 1024**2,
@@ -40,6 +41,10 @@ class Listen:
         return f"{host}:{self.port}"
 
 
+DEFAULT_LISTEN: Final = {"receiver": Listen("0.0.0.0", 8080), "admission": Listen("0.0.0.0", 8443)}
+"""Where each listener binds unless told otherwise."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service reads from its command line and environment."""
@@ -53,8 +58,8 @@ class Settings:
     log_format: str = "json"
     log_level: str = "info"
     listen: Listen | None = None
-    receiver_listen: Listen = Listen("0.0.0.0", 8080)
-    admission_listen: Listen = Listen("0.0.0.0", 8443)
+    receiver_listen: Listen = DEFAULT_LISTEN["receiver"]
+    admission_listen: Listen = DEFAULT_LISTEN["admission"]
     tls_cert: str | None = None
     tls_key: str | None = None
     workers: int = 1
@@ -79,8 +84,9 @@ class Settings:
 
 def _listen(text: str) -> Listen:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("HOST:PORT with a port from 1 to 65535")
+    # Port 0 lets the kernel choose; the "listening" log line then says which port it chose.
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError("HOST:PORT with a port from 0 to 65535")
     host = host.strip("[]") or "0.0.0.0"
     return Listen(host, int(port))
 
@@ -94,8 +100,12 @@ def _choice(*choices: str) -> Callable[[str], str]:
 
 
 def _go_duration(text: str) -> str:
-    if text != "0" and not _GO_DURATION.match(text):
-        raise ValueError("a Go duration such as 1h, 30m or 1h30m")
+    try:
+        nanoseconds = parse_go_duration_ns(text)
+    except ValueError as error:
+        raise ValueError(f"a Go duration such as 1h, 30m or 1h30m ({error})") from None
+    if nanoseconds < 0:
+        raise ValueError("a Go duration that is not negative, such as 1h")
     return text
 
 

@@ -1,19 +1,24 @@
-"""Fixtures every test folder shares: fixture payloads, development certificates, free ports."""
+"""Fixtures every test folder shares: payloads, development certificates, the service as a process."""
 
 from __future__ import annotations
 
 import os
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from controller import certs
+from controller.certs import issue as certs
 from support import service
-from support.paths import PROVIDER_FIXTURES
+from support.paths import EXAMPLE_GITREPOS, PROVIDER_FIXTURES
 
 # The API-server emulator's fixtures (emulator, kube_client, kubeconfig_path, kubectl) for every folder.
 pytest_plugins = ["kubeapi.fixtures"]
+
+RunService = Callable[..., service.Service]
+
+OFFLINE_EXAMPLE = ("--store", "offline", "--gitrepos", str(EXAMPLE_GITREPOS))
+"""Flags that serve the example offline store (the default of the start helpers below)."""
 
 
 @pytest.fixture(scope="session")
@@ -25,17 +30,17 @@ def dev_certs(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return directory
 
 
-@pytest.fixture
-def payload() -> "PayloadReader":
-    """Read a provider fixture's exact bytes: ``payload("github/push.json")``."""
-    return PayloadReader()
-
-
 class PayloadReader:
     """Callable returning the bytes of a fixture under tests/fixtures/providers."""
 
     def __call__(self, relative: str) -> bytes:
         return (PROVIDER_FIXTURES / relative).read_bytes()
+
+
+@pytest.fixture
+def payload() -> PayloadReader:
+    """Read a provider fixture's exact bytes: ``payload("github/push.json")``."""
+    return PayloadReader()
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +53,7 @@ def _no_service_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def run_service(tmp_path: pathlib.Path) -> Iterator:
+def run_service(tmp_path: pathlib.Path) -> Iterator[RunService]:
     """Start ``gitjob-webhook ...`` processes (``run_service("serve", "receiver", ...)``); each is
     stopped (SIGTERM, then waited for) at the end of the test."""
     started: list[service.Service] = []
@@ -61,3 +66,37 @@ def run_service(tmp_path: pathlib.Path) -> Iterator:
     yield run
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def start_receiver(run_service: RunService) -> Callable[..., service.Service]:
+    """Start ``serve receiver`` on a port the kernel picks, with extra flags; returns it ready.
+
+    Without ``--store`` among the flags it serves the example offline store.
+    """
+    def start(*flags: str, env: dict[str, str] | None = None) -> service.Service:
+        store = () if "--store" in flags else OFFLINE_EXAMPLE
+        started = run_service("serve", "receiver", "--listen", "127.0.0.1:0", *store, *flags, env=env)
+        started.receiver = "http://" + service.listening(started, "receiver")
+        service.wait_ready(started.receiver, started)
+        return started
+    return start
+
+
+@pytest.fixture
+def start_admission(run_service: RunService, dev_certs: pathlib.Path) -> Callable[..., service.Service]:
+    """Start ``serve admission`` on a port the kernel picks; returns it ready.
+
+    It serves the session's dev certificates unless the flags name others (then ``ca_file`` is the
+    CA that verifies them), and the example offline store unless the flags name a ``--store``.
+    """
+    def start(*flags: str, env: dict[str, str] | None = None, ca_file: str = "") -> service.Service:
+        store = () if "--store" in flags else OFFLINE_EXAMPLE
+        tls = () if "--tls-cert" in flags else ("--tls-cert", str(dev_certs / "tls.crt"),
+                                                "--tls-key", str(dev_certs / "tls.key"))
+        started = run_service("serve", "admission", "--listen", "127.0.0.1:0", *store, *tls, *flags, env=env)
+        started.admission = "https://" + service.listening(started, "admission")
+        started.ca_file = ca_file or str(dev_certs / "ca.crt")
+        service.wait_ready(started.admission, started, verify=started.ca_file)
+        return started
+    return start

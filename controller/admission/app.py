@@ -17,37 +17,45 @@ from typing import Any
 
 from flask import Flask
 
-from controller import metrics, web
+from controller import metrics
 from controller.admission.mutation import mutate_gitrepo
-from controller.admission.reviews import BadReview, Decision, Review, build_response, parse_review
+from controller.admission.reconcile import LEASE_NAME, Reconciler
+from controller.admission.reviews import (MAX_REVIEW_BYTES, BadReview, Decision, Review, build_response,
+                                          parse_review)
 from controller.admission.validation import validate_secret
+from controller.fleet.secrets import GLOBAL_SECRET
 from controller.logs import fields
-from controller.reconcile import LEASE_NAME, Reconciler
+from controller.serving import web
+from controller.serving.errors import INTERNAL_ERROR_MESSAGE, ServiceError, render
 from controller.settings import Settings
-from controller.store import GLOBAL_SECRET, Store
+from controller.store import Store
 
 log = logging.getLogger("gitjob_webhook.admission")
 
-MAX_REVIEW_BYTES = 3 * 1024 * 1024
 # Path → (webhook label, mutating).
 ROUTES = {"/mutate/gitrepos": ("gitrepos", True), "/validate/secrets": ("secrets", False)}
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+Judge = Callable[[str, bool, bytes], bytes]
 
 
 def create_app(settings: Settings, store: Store) -> Flask:
-    """Build the admission app around a store (the serving certificate is gunicorn's concern)."""
+    """Build the admission app around a store (the serving certificate is gunicorn's concern).
+
+    The store's caches and the reconcile pass are registered with :func:`web.background`.
+    """
     app = Flask("gitjob_webhook.admission")
     requests_log = web.install(app, "admission", store.readiness)
-    store.start()
-    Reconciler(store, settings, store.leader_elector(LEASE_NAME), settings.reconcile_period).start()
+    reconciler = Reconciler(store, settings, store.leader_elector(LEASE_NAME), settings.reconcile_period)
+    web.background(app).add(store.start, store.stop)
+    web.background(app).add(reconciler.start, reconciler.stop)
 
-    def judge(webhook: str, mutating: bool, body: bytes) -> tuple[int, dict[str, Any]]:
+    def judge(webhook: str, mutating: bool, body: bytes) -> bytes:
         try:
             review = parse_review(body, MAX_REVIEW_BYTES)
-        except BadReview as error:
+        except ServiceError:
             metrics.ADMISSION_DECISIONS.labels(webhook, "", "bad-review", "malformed").inc()
-            return 400, {"error": "bad-review", "message": error.reason}
+            raise
         if mutating:
             decision = mutate_gitrepo(
                 review, webhook_mode=settings.webhook_mode,
@@ -58,17 +66,24 @@ def create_app(settings: Settings, store: Store) -> Flask:
             decision = validate_secret(review, controller_namespace=settings.namespace,
                                        require_signature=settings.require_signature)
         _record(webhook, review, decision)
-        return 200, dict(build_response(review, decision, mutating=mutating))
+        return json.dumps(build_response(review, decision, mutating=mutating)).encode()
 
+    for path in ROUTES:
+        # Reached only by other methods (the middleware answers POSTs): the router's 405 with Allow.
+        app.add_url_rule(path, endpoint=path, view_func=_never_called, methods=["POST"],
+                         provide_automatic_options=False)
     app.wsgi_app = ReviewEndpoints(app.wsgi_app, judge, requests_log)  # type: ignore[method-assign]
     return app
+
+
+def _never_called() -> str:
+    raise AssertionError("admission reviews are answered by ReviewEndpoints")
 
 
 class ReviewEndpoints:
     """WSGI middleware answering POSTs to the webhook routes; everything else goes to ``inner``."""
 
-    def __init__(self, inner: WSGIApp, judge: Callable[[str, bool, bytes], tuple[int, dict[str, Any]]],
-                 requests_log: web.RequestLog) -> None:
+    def __init__(self, inner: WSGIApp, judge: Judge, requests_log: web.RequestLog) -> None:
         self.inner = inner
         self.judge = judge
         self.requests_log = requests_log
@@ -76,51 +91,45 @@ class ReviewEndpoints:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         route = ROUTES.get(path)
-        if route is None:
+        method = environ.get("REQUEST_METHOD", "")
+        if route is None or method != "POST":
             return self.inner(environ, start_response)
         started = time.perf_counter()
-        method = environ.get("REQUEST_METHOD", "")
-        headers: list[tuple[str, str]] = []
-        if method != "POST":
-            status, answer = 405, {"error": "method-not-allowed", "message": "admission reviews are POSTed"}
-            headers.append(("Allow", "POST"))
-        else:
-            body = _read_body(environ)
-            if body is None:
-                # A malformed review like any other (400): the API server applies failurePolicy.
-                status, answer = 400, {"error": "bad-review",
-                                       "message": f"the review is over {MAX_REVIEW_BYTES} bytes"}
-            else:
-                try:
-                    status, answer = self.judge(route[0], route[1], body)
-                except Exception as error:  # a bug, never an input problem: logged with its trace
-                    log.error("unexpected error", exc_info=error, extra=fields(path=path))
-                    status, answer = 500, {"error": "internal",
-                                           "message": "internal error; see the service log"}
-        payload = json.dumps(answer).encode()
+        status = 200
+        try:
+            payload = self.judge(route[0], route[1], _read_body(environ))
+        except ServiceError as error:
+            # A malformed review like any other (400): the API server applies failurePolicy.
+            status, payload = error.status, render(error.status, error.code, error.message)
+        except Exception as error:  # a bug, never an input problem: logged with its trace
+            log.error("unexpected error", exc_info=error, extra=fields(path=path))
+            status, payload = 500, render(500, "internal", INTERNAL_ERROR_MESSAGE)
         start_response(f"{status} {HTTPStatus(status).phrase}", [
-            ("Content-Type", "application/json"), ("Content-Length", str(len(payload))), *headers])
+            ("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
         self.requests_log.record(path, method, path, status, time.perf_counter() - started,
                                  environ.get("REMOTE_ADDR"))
         return [payload]
 
 
-def _read_body(environ: dict[str, Any]) -> bytes | None:
-    """The request body, or None when it is larger than a review may be."""
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """The request body; a review larger than the API server may send is a malformed request."""
     stream = environ["wsgi.input"]
     try:
         length = int(environ.get("CONTENT_LENGTH") or -1)
     except ValueError:
         length = -1
+    too_large = BadReview(f"the review is over {MAX_REVIEW_BYTES} bytes")
     if length > MAX_REVIEW_BYTES:
         # Read (and drop) what the client is sending, so that it gets to read the 400 instead of a
         # reset connection; beyond a bound, gunicorn closes the connection anyway.
         remaining = min(length, 4 * MAX_REVIEW_BYTES)
         while remaining > 0 and (chunk := stream.read(min(remaining, 65536))):
             remaining -= len(chunk)
-        return None
+        raise too_large
     data: bytes = stream.read(length) if length >= 0 else stream.read(MAX_REVIEW_BYTES + 1)
-    return data if len(data) <= MAX_REVIEW_BYTES else None
+    if len(data) > MAX_REVIEW_BYTES:
+        raise too_large
+    return data
 
 
 def _record(webhook: str, review: Review, decision: Decision) -> None:

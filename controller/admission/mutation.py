@@ -9,28 +9,18 @@ does not fight GitOps tools on every push, and is idempotent under reinvocation.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 import jsonpatch
 import jsonpointer
 
-from controller.admission.durations import parse_go_duration
+from controller.fleet.durations import parse_go_duration
 from controller.admission.reviews import Decision, PatchOperation, Review
-from controller.gitrepos import DEFAULTED_ANNOTATION, GROUP, PLURAL
+from controller.fleet.gitrepos import DEFAULTED_ANNOTATION, GROUP, PLURAL
+from controller.fleet.webhook_mode import WEBHOOK_MODES, resolve_webhook_mode
 
-__all__ = [
-    "DEFAULTED_ANNOTATION",
-    "FLEET_DEFAULT_POLLING_SECONDS",
-    "REDUNDANT_POLLING_SECONDS",
-    "WEBHOOK_MODES",
-    "WebhookMode",
-    "mutate_gitrepo",
-    "resolve_webhook_mode",
-]
-
-WEBHOOK_MODES: Final = ("auto", "on", "off")
-"""Values of ``--webhook-mode``."""
+__all__ = ["FLEET_DEFAULT_POLLING_SECONDS", "REDUNDANT_POLLING_SECONDS", "mutate_gitrepo"]
 
 FLEET_DEFAULT_POLLING_SECONDS: Final = 15.0
 """What Fleet polls at when ``spec.pollingInterval`` is null or ``"0"``."""
@@ -39,34 +29,9 @@ REDUNDANT_POLLING_SECONDS: Final = 300.0
 """In webhook mode an explicit interval below this (or below our default) earns a warning."""
 
 
-@dataclass(frozen=True)
-class WebhookMode:
-    """Whether webhook mode applies to one GitRepo, and why (for audit and logs)."""
-
-    active: bool
-    source: str  # e.g. "auto/global-secret"; never a secret's value
-
-
-def _has_webhook_secret(spec: Mapping[str, Any]) -> bool:
+def _webhook_secret(spec: Mapping[str, Any]) -> str:
     secret = spec.get("webhookSecret")
-    return isinstance(secret, str) and bool(secret)
-
-
-def resolve_webhook_mode(
-    spec: Mapping[str, Any], *, webhook_mode: str, global_secret_exists: bool
-) -> WebhookMode:
-    """Webhook mode for a GitRepo: ``on``, or ``auto`` with the global Secret or a ``webhookSecret``."""
-    if webhook_mode == "on":
-        return WebhookMode(True, "on/flag")
-    if webhook_mode == "off":
-        return WebhookMode(False, "off/flag")
-    if webhook_mode != "auto":
-        raise ValueError(f"webhook mode must be one of {', '.join(WEBHOOK_MODES)}, not {webhook_mode!r}")
-    if global_secret_exists:
-        return WebhookMode(True, "auto/global-secret")
-    if _has_webhook_secret(spec):
-        return WebhookMode(True, "auto/gitrepo-secret")
-    return WebhookMode(False, "auto/no-secret")
+    return secret if isinstance(secret, str) else ""
 
 
 def _is_gitrepo_write(review: Review) -> bool:
@@ -159,48 +124,56 @@ def mutate_gitrepo(
         # The CRD schema rejects this object later; adding a field to it would hide that.
         return Decision(allowed=True, reasons=("malformed-spec",), audit={"decision": "unchanged"})
     spec: Mapping[str, Any] = raw_spec or {}
-    mode = resolve_webhook_mode(spec, webhook_mode=webhook_mode, global_secret_exists=global_secret_exists)
-    audit: dict[str, str] = {"webhookMode": mode.source}
-    reasons: list[str] = []
-    warnings: list[str] = []
-
-    polling_disabled = spec.get("disablePolling") is True
-    if polling_disabled and not global_secret_exists and not _has_webhook_secret(spec):
-        reasons.append("polling-disabled-without-secret")
-        warnings.append(_polling_disabled_warning(require_signature))
-
+    mode = resolve_webhook_mode(_webhook_secret(spec), webhook_mode=webhook_mode,
+                                global_secret_exists=global_secret_exists)
+    notes = _Notes(audit={"webhookMode": mode.source})
+    if spec.get("disablePolling") is True and not global_secret_exists and not _webhook_secret(spec):
+        notes.add("polling-disabled-without-secret", _polling_disabled_warning(require_signature))
     if not mode.active:
-        audit["decision"] = "unchanged"
-        return Decision(
-            allowed=True, warnings=tuple(warnings), reasons=("webhook-mode-off", *reasons), audit=audit
-        )
-
+        notes.audit["decision"] = "unchanged"
+        return notes.decision("webhook-mode-off")
     interval = spec.get("pollingInterval")
     if interval is None:
-        audit.update(decision="defaulted", pollingInterval=polling_interval)
-        return Decision(
-            allowed=True,
-            patch=tuple(_defaulting_patch(obj, polling_interval)),
-            warnings=tuple(warnings),
-            reasons=("defaulted-polling-interval", *reasons),
-            audit=audit,
-        )
+        notes.audit.update(decision="defaulted", pollingInterval=polling_interval)
+        return notes.decision("defaulted-polling-interval", patch=_defaulting_patch(obj, polling_interval))
+    notes.audit.update(decision="unchanged", pollingInterval=str(interval)[:64])
+    return _judge_explicit_interval(obj, interval, spec.get("disablePolling") is True, polling_interval,
+                                    default_seconds, notes)
 
-    audit.update(decision="unchanged", pollingInterval=str(interval)[:64])
+
+@dataclass
+class _Notes:
+    """What a GitRepo review collects on its way to a decision: warnings, reasons, audit."""
+
+    audit: dict[str, str]
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, reason: str, warning: str) -> None:
+        self.reasons.append(reason)
+        self.warnings.append(warning)
+
+    def decision(self, reason: str, warning: str = "", patch: list[PatchOperation] | None = None) -> Decision:
+        """Allow, with ``reason`` (and ``warning``) first."""
+        warnings = ([warning] if warning else []) + self.warnings
+        return Decision(allowed=True, patch=tuple(patch or ()), warnings=tuple(warnings),
+                        reasons=(reason, *self.reasons), audit=self.audit)
+
+
+def _judge_explicit_interval(obj: Mapping[str, Any], interval: object, polling_disabled: bool,
+                             polling_interval: str, default_seconds: float, notes: _Notes) -> Decision:
+    """A GitRepo that sets its own interval keeps it; a short one in webhook mode earns a warning."""
     try:
         seconds = parse_go_duration(interval) if isinstance(interval, str) else None
     except ValueError:
         seconds = None
     if seconds is None or seconds < 0:  # Go accepts a sign; the CRD's pattern does not
         # The CRD's own validation rejects it with a better message than ours could be.
-        reasons.insert(0, "invalid-polling-interval")
-    else:
-        effective = FLEET_DEFAULT_POLLING_SECONDS if seconds == 0 else seconds
-        # Our own default never counts as short, or reinvocation would warn about it.
-        if not polling_disabled and effective < min(REDUNDANT_POLLING_SECONDS, default_seconds):
-            reasons.insert(0, "short-polling-interval")
-            warnings.insert(0, _short_interval_warning(cast(str, interval), seconds, polling_interval))
-        else:
-            ours = _carries_defaulted_annotation(obj) and interval == polling_interval
-            reasons.insert(0, "already-defaulted" if ours else "explicit-polling-interval")
-    return Decision(allowed=True, warnings=tuple(warnings), reasons=tuple(reasons), audit=audit)
+        return notes.decision("invalid-polling-interval")
+    effective = FLEET_DEFAULT_POLLING_SECONDS if seconds == 0 else seconds
+    # Our own default never counts as short, or reinvocation would warn about it.
+    if not polling_disabled and effective < min(REDUNDANT_POLLING_SECONDS, default_seconds):
+        return notes.decision("short-polling-interval",
+                              _short_interval_warning(cast(str, interval), seconds, polling_interval))
+    ours = _carries_defaulted_annotation(obj) and interval == polling_interval
+    return notes.decision("already-defaulted" if ours else "explicit-polling-interval")

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal, NotRequired, TypedDict, cast
 
+from controller.serving.errors import MalformedRequest
+
 __all__ = [
     "API_VERSIONS",
-    "DEFAULT_MAX_BYTES",
+    "MAX_REVIEW_BYTES",
     "MAX_WARNING_CHARS",
     "OPERATIONS",
     "AdmissionRequest",
@@ -47,7 +49,7 @@ API_VERSIONS: Final = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 OPERATIONS: Final = ("CREATE", "UPDATE", "DELETE", "CONNECT")
 """Every operation an AdmissionReview may carry."""
 
-DEFAULT_MAX_BYTES: Final = 3 * 1024 * 1024
+MAX_REVIEW_BYTES: Final = 3 * 1024 * 1024
 """Largest review body parsed: the API server's own request-body limit is 3 MiB."""
 
 MAX_WARNING_CHARS: Final = 120
@@ -154,11 +156,13 @@ class PatchOperation(TypedDict):
 # --- errors ---------------------------------------------------------------------------
 
 
-class BadReview(Exception):
-    """The AdmissionReview itself is malformed: the HTTP layer answers 400 ``{"error": reason}``.
+class BadReview(MalformedRequest):
+    """The AdmissionReview itself is malformed: the HTTP layer answers 400 ``{"error": "bad-review"}``.
 
     Not to be used for a bad *object*; that is a denial (`Decision` with ``allowed=False``).
     """
+
+    code = "bad-review"
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -349,31 +353,9 @@ def _user(request: Mapping[str, Any]) -> User:
     return User(username=username, uid=uid, groups=groups, extra=MappingProxyType(extra))
 
 
-def parse_review(body: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Review:
+def parse_review(body: bytes, max_bytes: int = MAX_REVIEW_BYTES) -> Review:
     """Parse and check an AdmissionReview body; raise `BadReview` (and nothing else) if it is malformed."""
-    if len(body) > max_bytes:
-        # Checked before decoding so an oversized body costs no parsing work.
-        raise BadReview(f"body is {len(body)} bytes; the limit is {max_bytes}")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadReview("body is not UTF-8") from None
-    try:
-        document = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as error:
-        # ValueError covers JSONDecodeError and over-long integers; RecursionError
-        # a maliciously deep nesting.
-        raise BadReview(f"body is not JSON: {str(error)[:80]}") from None
-    if not isinstance(document, dict):
-        raise BadReview("body is not a JSON object")
-    api_version = document.get("apiVersion")
-    if api_version not in API_VERSIONS:
-        raise BadReview(f"apiVersion must be one of {', '.join(API_VERSIONS)}")
-    if document.get("kind") != "AdmissionReview":
-        raise BadReview("kind must be AdmissionReview")
-    request = document.get("request")
-    if not isinstance(request, dict):
-        raise BadReview("request must be an object")
+    request, api_version = _request_of(_document(body, max_bytes))
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
         raise BadReview("request.uid must be a non-empty string")
@@ -385,13 +367,8 @@ def parse_review(body: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Review:
     obj = _optional_object(request, "object")
     if operation in ("CREATE", "UPDATE") and obj is None:
         raise BadReview(f"request.object is required for {operation}")
-    dry_run = request.get("dryRun", False)
-    if dry_run is None:
-        dry_run = False
-    if not isinstance(dry_run, bool):
-        raise BadReview("request.dryRun must be a boolean")
     return Review(
-        api_version=cast(str, api_version),
+        api_version=api_version,
         uid=uid,
         operation=cast(Operation, operation),
         kind=kind,
@@ -405,9 +382,50 @@ def parse_review(body: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Review:
         user=_user(request),
         object=obj,
         old_object=_optional_object(request, "oldObject"),
-        dry_run=dry_run,
+        dry_run=_dry_run(request),
         options=_optional_object(request, "options"),
     )
+
+
+def _document(body: bytes, max_bytes: int) -> dict[str, Any]:
+    """The body as a JSON object, refused before decoding when it is too large."""
+    if len(body) > max_bytes:
+        raise BadReview(f"body is {len(body)} bytes; the limit is {max_bytes}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadReview("body is not UTF-8") from None
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
+        # ValueError covers JSONDecodeError and over-long integers; RecursionError
+        # a maliciously deep nesting.
+        raise BadReview(f"body is not JSON: {str(error)[:80]}") from None
+    if not isinstance(document, dict):
+        raise BadReview("body is not a JSON object")
+    return document
+
+
+def _request_of(document: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
+    """``request`` of an AdmissionReview of a version we understand, and that version."""
+    api_version = document.get("apiVersion")
+    if api_version not in API_VERSIONS:
+        raise BadReview(f"apiVersion must be one of {', '.join(API_VERSIONS)}")
+    if document.get("kind") != "AdmissionReview":
+        raise BadReview("kind must be AdmissionReview")
+    request = document.get("request")
+    if not isinstance(request, dict):
+        raise BadReview("request must be an object")
+    return request, cast(str, api_version)
+
+
+def _dry_run(request: Mapping[str, Any]) -> bool:
+    dry_run = request.get("dryRun", False)
+    if dry_run is None:
+        return False
+    if not isinstance(dry_run, bool):
+        raise BadReview("request.dryRun must be a boolean")
+    return dry_run
 
 
 # --- the response ---------------------------------------------------------------------

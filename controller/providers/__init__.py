@@ -1,10 +1,15 @@
-"""Git provider deliveries: detect the sender, verify it, parse it into a `PushEvent`.
+"""Git provider deliveries: the registry of providers, and every table derived from it.
 
-`PROVIDERS` is the detection order; `detect` walks it and returns the first provider that
-recognises a delivery.
+Each provider module declares everything about its provider (name, identifying and delivery-id
+headers, Secret keys, signature scheme) and implements recognise, verify and parse. `PROVIDERS`
+is the detection order; the receiver, ``explain``, the admission webhook and the CLI read the
+derived tables below, so a new provider is a new module here and one line in `PROVIDERS`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
 
 from controller.providers.azure_devops import AZURE_DEVOPS
 from controller.providers.base import Headers, Provider
@@ -16,7 +21,17 @@ from controller.providers.github import GITHUB
 from controller.providers.gitlab import GITLAB
 from controller.providers.gogs import GOGS
 
-__all__ = ["PROVIDERS", "detect"]
+__all__ = [
+    "DELIVERY_ID_HEADERS",
+    "KEY_ALIASES",
+    "NAMES",
+    "PROVIDERS",
+    "SECRET_KEYS",
+    "by_name",
+    "detect",
+    "identifying_headers",
+    "providers_of_key",
+]
 
 PROVIDERS: tuple[Provider, ...] = (
     # Forks send their ancestors' headers too (Forgejo → Gitea → Gogs → GitHub), so the most
@@ -32,6 +47,35 @@ PROVIDERS: tuple[Provider, ...] = (
     AZURE_DEVOPS,
 )
 """Every provider, in detection order."""
+
+NAMES: Final = tuple(sorted(provider.name for provider in PROVIDERS))
+"""Provider names, sorted: the choices of ``--provider``."""
+
+SECRET_KEYS: Final = tuple(sorted({key for provider in PROVIDERS for key in provider.secret_keys}))
+"""Every key a webhook Secret may hold, sorted."""
+
+DELIVERY_ID_HEADERS: Final = tuple(dict.fromkeys(
+    name for provider in PROVIDERS for name in provider.delivery_headers))
+"""Every header that carries a delivery id, in detection order, so a rejected delivery's log has it."""
+
+KEY_ALIASES: Final[Mapping[str, str]] = {
+    alias: key for provider in PROVIDERS for alias, key in provider.key_aliases}
+"""Squashed words operators write for a key → the key."""
+
+
+def by_name(name: str) -> Provider | None:
+    """The provider of that name, or None."""
+    return next((provider for provider in PROVIDERS if provider.name == name), None)
+
+
+def providers_of_key(key: str) -> tuple[Provider, ...]:
+    """The providers that verify with ``key``, oldest first (Gogs before its forks)."""
+    return tuple(provider for provider in PROVIDERS[::-1] if key in provider.secret_keys)
+
+
+def identifying_headers() -> str:
+    """The headers that identify a sender, for the answer to an unknown one."""
+    return ", ".join(f"{provider.identified_by} ({provider.title})" for provider in PROVIDERS)
 
 
 def detect(headers: Headers, body: bytes) -> Provider | None:

@@ -12,6 +12,7 @@ from controller.providers.base import EventKind, Headers, PushEvent, RefChange, 
 from controller.providers.payloads import (
     JsonObject,
     decode_body,
+    first_header,
     header,
     new_commit,
     object_at,
@@ -63,7 +64,16 @@ class AzureDevOps:
     """Azure DevOps Services and Server service hooks ("Web Hooks" consumer)."""
 
     name: str = "azure-devops"
+    title: str = "Azure DevOps"
+    identified_by: str = "X-Vss-ActivityId or X-Vss-SubscriptionId"
+    delivery_headers: tuple[str, ...] = ("x-vss-activityid",)
     secret_keys: tuple[str, ...] = ("azure-username", "azure-password")
+    signature: str = "HTTP Basic authentication (user name and password set on the service hook)"
+    key_aliases: tuple[tuple[str, str], ...] = (
+        ("azureuser", "azure-username"), ("azureusername", "azure-username"),
+        ("azurepassword", "azure-password"), ("azurepass", "azure-password"))
+    # Former names of the service (Visual Studio Team Services).
+    nicknames: tuple[str, ...] = ("azure", "vsts")
 
     def recognises(self, headers: Headers, body: bytes) -> bool:
         """A delivery carrying `X-Vss-ActivityId` or `X-Vss-SubscriptionId`."""
@@ -96,7 +106,7 @@ class AzureDevOps:
             provider=self.name,
             event=event,
             kind=kind,
-            delivery_id=str_at(payload, "id") or header(headers, "x-vss-activityid"),
+            delivery_id=str_at(payload, "id") or first_header(headers, self.delivery_headers),
             repo_urls=_urls(resource),
             changes=_changes(resource) if kind is EventKind.PUSH else (),
         )

@@ -145,12 +145,42 @@ class Provider(Protocol):
 
     @property
     def name(self) -> str:
-        """The provider name used in `PushEvent.provider`."""
+        """The provider name used in `PushEvent.provider`, ``explain --provider`` and metrics."""
+        ...
+
+    @property
+    def title(self) -> str:
+        """The product's name as people write it, for messages (``Bitbucket Cloud``)."""
+        ...
+
+    @property
+    def identified_by(self) -> str:
+        """The header(s) that make a delivery this provider's, as sent, for messages."""
+        ...
+
+    @property
+    def delivery_headers(self) -> tuple[str, ...]:
+        """Lower-cased headers carrying the delivery id, first sent wins."""
         ...
 
     @property
     def secret_keys(self) -> tuple[str, ...]:
-        """Keys of the `gitjob-webhook` Secret this provider verifies with."""
+        """Keys of the webhook Secret this provider verifies with (all of them are needed)."""
+        ...
+
+    @property
+    def signature(self) -> str:
+        """How a delivery is authenticated, in words, for messages and documentation."""
+        ...
+
+    @property
+    def key_aliases(self) -> tuple[tuple[str, str], ...]:
+        """Words operators write for one of its keys, squashed (no separators, lower case) → the key."""
+        ...
+
+    @property
+    def nicknames(self) -> tuple[str, ...]:
+        """Other names of the product, squashed, that point an operator at its keys."""
         ...
 
     def recognises(self, headers: Headers, body: bytes) -> bool:

@@ -10,6 +10,7 @@ from controller.providers.base import EventKind, Headers, PushEvent, RefChange, 
 from controller.providers.payloads import (
     JsonObject,
     decode_body,
+    first_header,
     header,
     new_commit,
     object_at,
@@ -75,7 +76,13 @@ class BitbucketCloud:
     """Bitbucket Cloud (bitbucket.org) webhooks."""
 
     name: str = "bitbucket"
+    title: str = "Bitbucket Cloud"
+    identified_by: str = "X-Hook-UUID (or X-Event-Key with a Bitbucket Cloud body)"
+    delivery_headers: tuple[str, ...] = ("x-request-uuid",)
     secret_keys: tuple[str, ...] = ("bitbucket",)
+    signature: str = "HMAC-SHA256 in X-Hub-Signature when a secret is set in Bitbucket, else the hook UUID"
+    key_aliases: tuple[tuple[str, str], ...] = (("bitbucketcloud", "bitbucket"),)
+    nicknames: tuple[str, ...] = ()
 
     def recognises(self, headers: Headers, body: bytes) -> bool:
         """`X-Hook-UUID`, or `X-Event-Key` with a body that is not Bitbucket Server's."""
@@ -106,7 +113,7 @@ class BitbucketCloud:
             provider=self.name,
             event=event,
             kind=kind,
-            delivery_id=header(headers, "x-request-uuid"),
+            delivery_id=first_header(headers, self.delivery_headers),
             repo_urls=_urls(payload),
             changes=_changes(payload) if kind is EventKind.PUSH else (),
         )

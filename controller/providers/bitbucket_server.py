@@ -9,6 +9,7 @@ from controller.providers.base import EventKind, Headers, PushEvent, RefChange, 
 from controller.providers.payloads import (
     JsonObject,
     decode_body,
+    first_header,
     header,
     new_commit,
     object_at,
@@ -53,7 +54,16 @@ class BitbucketServer:
     """Bitbucket Server and Data Center webhooks."""
 
     name: str = "bitbucket-server"
+    title: str = "Bitbucket Server"
+    identified_by: str = "X-Event-Key"
+    delivery_headers: tuple[str, ...] = ("x-request-id",)
     secret_keys: tuple[str, ...] = ("bitbucket-server",)
+    signature: str = "HMAC-SHA256 of the body in X-Hub-Signature"
+    # Bitbucket Server's other names: Data Center, and Stash before 2015.
+    key_aliases: tuple[tuple[str, str], ...] = (
+        ("bitbucketdatacenter", "bitbucket-server"), ("bitbucketdc", "bitbucket-server"),
+        ("stash", "bitbucket-server"))
+    nicknames: tuple[str, ...] = ()
 
     def recognises(self, headers: Headers, body: bytes) -> bool:
         """A delivery carrying `X-Event-Key` (asked after Bitbucket Cloud, which sends it too)."""
@@ -81,7 +91,7 @@ class BitbucketServer:
             provider=self.name,
             event=event,
             kind=kind,
-            delivery_id=header(headers, "x-request-id"),
+            delivery_id=first_header(headers, self.delivery_headers),
             repo_urls=_urls(payload),
             changes=_changes(payload) if kind is EventKind.PUSH else (),
         )

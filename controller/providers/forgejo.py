@@ -8,6 +8,7 @@ __all__ = ["FORGEJO"]
 
 FORGEJO = GogsFamily(
     name="forgejo",
+    title="Forgejo",
     event_header="x-forgejo-event",
     signature_headers=("x-forgejo-signature", "x-gitea-signature", "x-gogs-signature"),
     delivery_headers=("x-forgejo-delivery", "x-gitea-delivery", "x-gogs-delivery"),

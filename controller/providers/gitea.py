@@ -8,6 +8,7 @@ __all__ = ["GITEA"]
 
 GITEA = GogsFamily(
     name="gitea",
+    title="Gitea",
     event_header="x-gitea-event",
     signature_headers=("x-gitea-signature", "x-gogs-signature"),
     delivery_headers=("x-gitea-delivery", "x-gogs-delivery"),

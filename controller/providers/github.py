@@ -14,6 +14,7 @@ from controller.providers.payloads import (
     JsonObject,
     bool_at,
     decode_body,
+    first_header,
     header,
     new_commit,
     object_at,
@@ -54,7 +55,13 @@ class GitHub:
     """GitHub.com and GitHub Enterprise Server webhooks."""
 
     name: str = "github"
+    title: str = "GitHub"
+    identified_by: str = "X-GitHub-Event"
+    delivery_headers: tuple[str, ...] = ("x-github-delivery",)
     secret_keys: tuple[str, ...] = ("github",)
+    signature: str = "HMAC-SHA256 of the body in X-Hub-Signature-256 (SHA-1 X-Hub-Signature accepted alone)"
+    key_aliases: tuple[tuple[str, str], ...] = ()
+    nicknames: tuple[str, ...] = ()
 
     def recognises(self, headers: Headers, body: bytes) -> bool:
         """A delivery carrying `X-GitHub-Event`."""
@@ -80,7 +87,7 @@ class GitHub:
             provider=self.name,
             event=event,
             kind=kind,
-            delivery_id=header(headers, "x-github-delivery"),
+            delivery_id=first_header(headers, self.delivery_headers),
             repo_urls=repository_urls(payload),
             changes=push_changes(payload) if kind is EventKind.PUSH else (),
         )

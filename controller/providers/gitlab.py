@@ -9,6 +9,7 @@ from controller.providers.base import EventKind, Headers, PushEvent, RefChange, 
 from controller.providers.payloads import (
     JsonObject,
     decode_body,
+    first_header,
     header,
     new_commit,
     object_at,
@@ -71,7 +72,13 @@ class GitLab:
     """GitLab.com and self-managed GitLab webhooks, including system hooks."""
 
     name: str = "gitlab"
+    title: str = "GitLab"
+    identified_by: str = "X-Gitlab-Event"
+    delivery_headers: tuple[str, ...] = ("x-gitlab-event-uuid", "x-gitlab-webhook-uuid")
     secret_keys: tuple[str, ...] = ("gitlab",)
+    signature: str = "shared token in X-Gitlab-Token"
+    key_aliases: tuple[tuple[str, str], ...] = ()
+    nicknames: tuple[str, ...] = ()
 
     def recognises(self, headers: Headers, body: bytes) -> bool:
         """A delivery carrying `X-Gitlab-Event`."""
@@ -93,7 +100,7 @@ class GitLab:
             provider=self.name,
             event=event,
             kind=kind,
-            delivery_id=header(headers, "x-gitlab-event-uuid") or header(headers, "x-gitlab-webhook-uuid"),
+            delivery_id=first_header(headers, self.delivery_headers),
             repo_urls=_urls(payload),
             changes=_changes(payload) if kind is EventKind.PUSH else (),
         )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from controller.providers.base import EventKind, Headers, PushEvent, Verification
 from controller.providers.github import push_changes, repository_urls
-from controller.providers.payloads import decode_body, header, present
+from controller.providers.payloads import decode_body, first_header, header, present
 from controller.providers.signatures import hmac_signature, secret_key
 
 __all__ = ["GOGS", "GogsFamily"]
@@ -23,6 +23,7 @@ class GogsFamily:
     """A Gogs-style provider: GitHub's push shape, a bare hex HMAC-SHA256 signature, key `gogs`."""
 
     name: str
+    title: str
     event_header: str
     """The header that identifies this provider and names the event."""
     signature_headers: tuple[str, ...]
@@ -30,6 +31,18 @@ class GogsFamily:
     delivery_headers: tuple[str, ...]
     """Delivery id headers, own first."""
     secret_keys: tuple[str, ...] = ("gogs",)
+    key_aliases: tuple[tuple[str, str], ...] = ()
+    nicknames: tuple[str, ...] = ()
+
+    @property
+    def identified_by(self) -> str:
+        """Its own event header, as sent."""
+        return "-".join(part.capitalize() for part in self.event_header.split("-"))
+
+    @property
+    def signature(self) -> str:
+        """Bare hex HMAC-SHA256 of the body in the signature header."""
+        return f"HMAC-SHA256 of the body as bare hex in {self.signature_headers[0].title()}"
 
     def recognises(self, headers: Headers, body: bytes) -> bool:
         """A delivery carrying this provider's own event header."""
@@ -40,7 +53,7 @@ class GogsFamily:
         key = secret_key(secret, "gogs")
         if key is None:
             return Verification.NO_KEY
-        signature = _first_sent(headers, self.signature_headers)
+        signature = first_header(headers, self.signature_headers)
         return hmac_signature(signature, prefix="", algorithm="sha256", key=key, body=body)
 
     def parse(self, headers: Headers, body: bytes) -> PushEvent:
@@ -52,18 +65,15 @@ class GogsFamily:
             provider=self.name,
             event=event,
             kind=kind,
-            delivery_id=_first_sent(headers, self.delivery_headers),
+            delivery_id=first_header(headers, self.delivery_headers),
             repo_urls=repository_urls(payload),
             changes=push_changes(payload) if kind is EventKind.PUSH else (),
         )
 
 
-def _first_sent(headers: Headers, names: tuple[str, ...]) -> str:
-    return next((header(headers, name) for name in names if header(headers, name)), "")
-
-
 GOGS = GogsFamily(
     name="gogs",
+    title="Gogs",
     event_header="x-gogs-event",
     signature_headers=("x-gogs-signature",),
     delivery_headers=("x-gogs-delivery",),

@@ -17,6 +17,7 @@ __all__ = [
     "JsonObject",
     "bool_at",
     "decode_body",
+    "first_header",
     "header",
     "list_at",
     "new_commit",
@@ -39,6 +40,11 @@ _MAX_FORM_FIELDS = 16
 def header(headers: Headers, name: str) -> str:
     """The value of a lower-cased header name, or "" when absent."""
     return headers.get(name, "")
+
+
+def first_header(headers: Headers, names: tuple[str, ...]) -> str:
+    """The value of the first of ``names`` that is sent, or ""."""
+    return next((headers[name] for name in names if headers.get(name)), "")
 
 
 def present(headers: Headers, name: str) -> bool:

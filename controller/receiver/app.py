@@ -5,37 +5,32 @@ from __future__ import annotations
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import ClientDisconnected
 
-from controller import web
-from controller.errors import MethodNotAllowed, PayloadTooLarge, RequestTimeout, TooManyRequests
+from controller.serving import web
+from controller.serving.errors import BodyStalled, BodyTooLarge, Throttled
+from controller.providers import DELIVERY_ID_HEADERS
 from controller.receiver.limits import RateLimiter
 from controller.receiver.pipeline import Delivery, Receiver
 from controller.settings import Settings
 from controller.store import Store
 
-# Where each provider puts its delivery id, so that even a rejected delivery's log line carries it.
-DELIVERY_ID_HEADERS = ("x-github-delivery", "x-gitlab-event-uuid", "x-gitlab-webhook-uuid",
-                       "x-request-uuid", "x-request-id", "x-forgejo-delivery", "x-gitea-delivery",
-                       "x-gogs-delivery", "x-vss-activityid")
-
 
 def create_app(settings: Settings, store: Store) -> Flask:
-    """Build the receiver app around a store; starts the store's caches."""
+    """Build the receiver app around a store; its caches start with :func:`web.background`."""
     app = Flask("gitjob_webhook.receiver")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_size
     receiver = Receiver(settings, store)
     limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
     web.install(app, "receiver", store.readiness)
-    store.start()
+    web.background(app).add(store.start, store.stop)
 
-    @app.route("/", defaults={"path": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"])
-    @app.route("/<path:path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"])
+    # Any path, as Fleet does: Ingress rewrites vary. Other methods get the router's 405 with Allow.
+    @app.post("/", defaults={"path": ""}, provide_automatic_options=False)
+    @app.post("/<path:path>", provide_automatic_options=False)
     def deliver(path: str) -> Response:
-        if request.method != "POST":
-            raise MethodNotAllowed("deliveries are POSTed", headers={"Allow": "POST"})
         wait = limiter.acquire(_source(settings))
         if wait:
-            raise TooManyRequests("too many deliveries from this source",
-                                  headers={"Retry-After": str(max(1, round(wait)))})
+            raise Throttled("too many deliveries from this source",
+                            headers={"Retry-After": str(max(1, round(wait)))})
         headers = {name.lower(): value for name, value in request.headers.items()}
         g.delivery_id = next((headers[name] for name in DELIVERY_ID_HEADERS if headers.get(name)), None)
         reply = receiver.handle(Delivery(headers, _body(settings.max_body_size, settings.body_timeout)))
@@ -61,12 +56,12 @@ def _body(limit: int, timeout: float) -> bytes:
         data = request.get_data(cache=False)
     except (OSError, ClientDisconnected):
         # werkzeug reports the socket timeout as a client that went away; either way, 408.
-        raise RequestTimeout(f"the body stalled for {timeout:g} s (--body-timeout)",
-                             headers={"Connection": "close"}) from None
+        raise BodyStalled(f"the body stalled for {timeout:g} s (--body-timeout)",
+                          headers={"Connection": "close"}) from None
     # werkzeug refuses an over-long Content-Length, but silently cuts a chunked body at the limit:
     # one more byte from the server's stream tells a body of exactly the limit from a longer one.
     if len(data) >= limit and request.content_length is None and request.environ["wsgi.input"].read(1):
-        raise PayloadTooLarge(f"the body is over the limit of {limit} bytes (--max-body-size)")
+        raise BodyTooLarge(f"the body is over the limit of {limit} bytes (--max-body-size)")
     return data
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from controller.gitrepos import GitRepo
+from controller.fleet.gitrepos import GitRepo
 from controller.providers.base import Headers, Provider, Verification
-from controller.store import GLOBAL_SECRET
+from controller.fleet.secrets import GLOBAL_SECRET
 
 ReadSecret = Callable[[str, str], Mapping[str, bytes] | None]
 

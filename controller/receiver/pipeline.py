@@ -2,7 +2,7 @@
 
 No write happens before the delivery has verified against every secret that applies to what it
 would write. The pipeline never sees Flask: it takes a :class:`Delivery` and returns a
-:class:`Reply` or raises a :class:`~controller.errors.ServiceError`.
+:class:`Reply` or raises a :class:`~controller.serving.errors.ServiceError`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from controller import matching, metrics
-from controller.errors import BadRequest, Unauthorized, Unavailable, UnsupportedMediaType
-from controller.gitrepos import GitRepo
+from controller import metrics
+from controller.receiver import matching
+from controller.serving.errors import (MalformedRequest, NotAuthenticated, Unavailable, UnknownSender,
+                                       UnsupportedContent)
+from controller.fleet.gitrepos import GitRepo
 from controller.logs import fields
-from controller.providers import detect
+from controller.providers import detect, identifying_headers
 from controller.providers.base import (EventKind, Headers, MalformedDelivery, Provider, PushEvent,
                                        UnsupportedContentType)
 from controller.receiver.plan import Plan, make_plan
@@ -30,8 +32,6 @@ from controller.store import GitRepoGone, Store, StoreError, StoreUnavailable
 log = logging.getLogger("gitjob_webhook.receiver")
 
 RETRY_AFTER_SECONDS = "30"
-_PROVIDER_HEADERS = "X-GitHub-Event, X-Gitlab-Event, X-Gogs-Event, X-Gitea-Event, X-Forgejo-Event, " \
-                    "X-Hook-UUID / X-Event-Key (Bitbucket) or X-Vss-ActivityId (Azure DevOps)"
 
 
 @dataclass(frozen=True)
@@ -80,12 +80,12 @@ class Receiver:
         provider = detect(delivery.headers, delivery.body)
         if provider is None:
             metrics.DELIVERIES.labels("unknown", "", "rejected").inc()
-            raise BadRequest(f"unknown sender: none of the provider headers ({_PROVIDER_HEADERS}) "
-                             "is present")
+            raise UnknownSender(f"unknown sender: none of the provider headers ({identifying_headers()}) "
+                                "is present")
         event = self._parse(provider, delivery)
         try:
             reply = self._process(provider, event, delivery)
-        except (Unauthorized, Unavailable) as error:
+        except (NotAuthenticated, Unavailable) as error:
             metrics.DELIVERIES.labels(provider.name, event.event, error.code).inc()
             raise
         finally:
@@ -98,10 +98,10 @@ class Receiver:
             return provider.parse(delivery.headers, delivery.body)
         except UnsupportedContentType as error:
             metrics.DELIVERIES.labels(provider.name, "", "rejected").inc()
-            raise UnsupportedMediaType(f"{provider.name}: {error}") from None
+            raise UnsupportedContent(f"{provider.name}: {error}") from None
         except MalformedDelivery as error:
             metrics.DELIVERIES.labels(provider.name, "", "rejected").inc()
-            raise BadRequest(f"{provider.name} delivery is malformed: {error}") from None
+            raise MalformedRequest(f"{provider.name} delivery is malformed: {error}") from None
 
     def _process(self, provider: Provider, event: PushEvent, delivery: Delivery) -> Reply:
         plan = make_plan(provider, event, delivery.headers, delivery.body, self.store,
@@ -137,7 +137,7 @@ class Receiver:
             log.warning("delivery rejected", extra=fields(
                 provider=provider.name, event=event.event, delivery=event.delivery_id,
                 secrets=[str(v.secret) for v in plan.applying], reason=problem))
-            raise Unauthorized(problem)
+            raise NotAuthenticated(problem)
         if not plan.applying:
             metrics.UNAUTHENTICATED.labels(provider.name).inc()
             log.warning("unauthenticated delivery accepted: no secret applies; create the "

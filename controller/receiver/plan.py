@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from controller import matching
-from controller.gitrepos import GitRepo
+from controller.receiver import matching
+from controller.fleet.gitrepos import GitRepo
 from controller.providers.base import EventKind, Headers, Provider, PushEvent
 from controller.receiver.authentication import ReadSecret, SecretRef, Verdict, check, secret_for
-from controller.store import GLOBAL_SECRET, Store
+from controller.fleet.secrets import GLOBAL_SECRET
+from controller.store import Store
 
 REQUIRE_SIGNATURE_PROBLEM = ("no secret is configured for this repository and --require-signature is set: "
                              "create the gitjob-webhook Secret or a GitRepo webhookSecret")

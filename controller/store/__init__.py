@@ -11,9 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Protocol
 
-from controller.gitrepos import GitRepo
-
-GLOBAL_SECRET = "gitjob-webhook"
+from controller.fleet.gitrepos import GitRepo
 
 
 def timestamp(moment: datetime) -> str:
@@ -57,7 +55,7 @@ class Store(Protocol):
         """Every GitRepo, across namespaces."""
 
     def gitrepos_for(self, key: str) -> Sequence[GitRepo]:
-        """The GitRepos whose normalised repository URL is ``key`` (see :mod:`controller.urls`)."""
+        """The GitRepos whose normalised repository URL is ``key`` (see :mod:`controller.fleet.urls`)."""
 
     def secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
         """The decoded data of a Secret the service watches, or None when it does not exist."""

@@ -15,7 +15,7 @@ import socket
 import threading
 from datetime import datetime, timezone
 
-from controller.gitrepos import API_VERSION, GitRepo
+from controller.fleet.gitrepos import API_VERSION, GitRepo
 from controller.logs import fields
 from controller.store import timestamp
 from controller.store.kubeapi import MERGE_PATCH, ApiError, KubeApi, JsonObject, events_path

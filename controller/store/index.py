@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 
-from controller.gitrepos import GitRepo
-from controller.urls import repo_key
+from controller.fleet.gitrepos import GitRepo
+from controller.fleet.urls import repo_key
 
 
 class GitRepoIndex:

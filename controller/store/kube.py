@@ -11,8 +11,6 @@ Writes are merge patches retried with jittered backoff on 429, 5xx and connectio
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import threading
 import time
@@ -22,10 +20,11 @@ from datetime import datetime
 from typing import TypeVar
 
 from controller import metrics
-from controller.gitrepos import DEFAULTED_ANNOTATION, GitRepo
+from controller.fleet.gitrepos import DEFAULTED_ANNOTATION, GitRepo
 from controller.logs import fields
 from controller.settings import Settings
-from controller.store import GLOBAL_SECRET, GitRepoGone, StoreError, StoreUnavailable, timestamp
+from controller.fleet.secrets import GLOBAL_SECRET, decode_data
+from controller.store import GitRepoGone, StoreError, StoreUnavailable, timestamp
 from controller.store.events import EventRecorder
 from controller.store.index import GitRepoIndex
 from controller.store.kubeapi import GITREPOS, MERGE_PATCH, ApiError, KubeApi, gitrepo_path, secrets_path
@@ -257,14 +256,11 @@ def _secret_ref(gitrepo: GitRepo) -> SecretKey:
 
 def _secret_value(obj: JsonObject) -> SecretValue | None:
     metadata = obj.get("metadata") or {}
-    data: dict[str, bytes] = {}
-    for key, value in (obj.get("data") or {}).items():
-        try:
-            data[str(key)] = base64.b64decode(str(value), validate=True)
-        except (binascii.Error, ValueError):
-            log.warning("secret value is not base64; key ignored",
-                        extra=fields(secret=f"{metadata.get('namespace')}/{metadata.get('name')}", key=key))
-    return (str(metadata.get("namespace") or ""), str(metadata.get("name") or "")), data
+    decoded = decode_data(obj)
+    for key in sorted(decoded.bad):
+        log.warning("secret value cannot be decoded; key ignored",
+                    extra=fields(secret=f"{metadata.get('namespace')}/{metadata.get('name')}", key=key))
+    return (str(metadata.get("namespace") or ""), str(metadata.get("name") or "")), dict(decoded.values)
 
 
 def _version(gitrepo: GitRepo) -> int:

@@ -15,6 +15,8 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from controller.fleet.gitrepos import API_VERSION, PLURAL
+
 JsonObject = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -36,12 +38,12 @@ class ApiError(Exception):
         return self.status == 0 or self.status == 429 or self.status >= 500
 
 
-GITREPOS = "/apis/fleet.cattle.io/v1alpha1/gitrepos"
+GITREPOS = f"/apis/{API_VERSION}/{PLURAL}"
 
 
 def gitrepo_path(namespace: str, name: str, subresource: str = "") -> str:
     """One GitRepo, or its subresource (``status``)."""
-    path = f"/apis/fleet.cattle.io/v1alpha1/namespaces/{namespace}/gitrepos/{name}"
+    path = f"/apis/{API_VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
     return f"{path}/{subresource}" if subresource else path
 
 
@@ -105,7 +107,17 @@ class KubeApi:
         except ApiException as error:
             raise ApiError(error.status or 0, str(error.reason or error)) from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise ApiError(0, f"{type(error).__name__}: {error}") from None
+            raise ApiError(0, f"the API server cannot be reached: {_root_cause(error)}") from None
+
+
+def _root_cause(error: BaseException) -> str:
+    """The socket error under urllib3's wrappers (``[Errno 111] Connection refused``), else the error."""
+    seen: BaseException | None = getattr(error, "reason", None) or error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return f"{seen.strerror}" + (f" ({seen.errno})" if seen.errno else "")
+        seen = seen.__cause__ or seen.__context__
+    return f"{type(error).__name__}: {error}"
 
 
 def _error(status: int, data: bytes | None, headers: Any) -> ApiError:

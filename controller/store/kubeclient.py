@@ -5,7 +5,7 @@ from __future__ import annotations
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
-IN_CLUSTER = "in-cluster"
+from controller.store.select import IN_CLUSTER
 
 
 class KubeConfigError(Exception):

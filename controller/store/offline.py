@@ -6,8 +6,6 @@ copy only; the file is never rewritten.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import logging
 import threading
@@ -17,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from controller.gitrepos import API_VERSION, DEFAULTED_ANNOTATION, GitRepo
+from controller.fleet.gitrepos import API_VERSION, DEFAULTED_ANNOTATION, GitRepo
+from controller.fleet.secrets import decode_data
 from controller.logs import fields
 from controller.store import GitRepoGone, StoreError, timestamp
 from controller.store.index import GitRepoIndex
@@ -25,21 +24,14 @@ from controller.store.index import GitRepoIndex
 log = logging.getLogger(__name__)
 
 
-def decode_secret_data(obj: Mapping[str, Any], where: str) -> dict[str, bytes]:
-    """A Secret's ``data`` (base64) merged with its ``stringData``, as the API server stores it."""
-    decoded: dict[str, bytes] = {}
-    data = obj.get("data") or {}
-    string_data = obj.get("stringData") or {}
-    if not isinstance(data, Mapping) or not isinstance(string_data, Mapping):
+def _secret_values(obj: Mapping[str, Any], where: str) -> dict[str, bytes]:
+    """A Secret's data as the API server would store it; a value it would refuse is an error here."""
+    decoded = decode_data(obj)
+    if decoded.malformed:
         raise StoreError(f"{where}: data and stringData must be maps of key to value")
-    for key, value in data.items():
-        try:
-            decoded[str(key)] = base64.b64decode(str(value), validate=True)
-        except (binascii.Error, ValueError):
-            raise StoreError(f"{where}: data.{key} is not valid base64") from None
-    for key, value in string_data.items():
-        decoded[str(key)] = str(value).encode()
-    return decoded
+    for key, reason in sorted(decoded.bad.items()):
+        raise StoreError(f"{where}: data.{key} {reason.split(' (')[0]}")
+    return dict(decoded.values)
 
 
 class OfflineStore:
@@ -178,7 +170,7 @@ class OfflineStore:
             stored.setdefault("metadata", {})["namespace"] = namespace
             self._objects[(namespace, name)] = stored
         elif kind == "Secret" and api_version == "v1":
-            self._secrets[(namespace, name)] = decode_secret_data(obj, f"{where} (Secret {namespace}/{name})")
+            self._secrets[(namespace, name)] = _secret_values(obj, f"{where} (Secret {namespace}/{name})")
         else:
             raise StoreError(f"{where}: {api_version}/{kind} {name} is not a GitRepo "
                              f"({API_VERSION}) or a Secret (v1)")

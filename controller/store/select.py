@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 
 from controller.settings import Settings
@@ -10,6 +11,8 @@ from controller.store import Store, StoreError
 from controller.store.offline import OfflineStore
 
 
+IN_CLUSTER = "in-cluster"
+"""The source of cluster access inside a pod: its ServiceAccount token."""
 IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
@@ -18,7 +21,7 @@ def cluster_config_source(kubeconfig: str | None, environ: Mapping[str, str], ho
     if kubeconfig:
         return kubeconfig
     if environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(IN_CLUSTER_TOKEN):
-        return "in-cluster"
+        return IN_CLUSTER
     for path in (environ.get("KUBECONFIG", "").split(os.pathsep)[0], os.path.join(home, ".kube", "config")):
         if path and os.path.exists(path):
             return path
@@ -41,3 +44,19 @@ def open_store(settings: Settings, role: str = "receiver", environ: Mapping[str,
         return OfflineStore.from_file(settings.gitrepos)
     from controller.store.kube import KubeStore
     return KubeStore.connect(settings, source, per_gitrepo_secrets=role != "admission")
+
+
+class StoreNotReady(Exception):
+    """The cluster's caches did not sync in time."""
+
+
+def wait_until_ready(store: Store, seconds: float) -> None:
+    """Block until the store's caches have synced; StoreNotReady after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        ready, reason = store.readiness()
+        if ready:
+            return
+        if time.monotonic() > deadline:
+            raise StoreNotReady(f"{store.description}: not ready after {seconds:g}s: {reason}")
+        time.sleep(0.05)

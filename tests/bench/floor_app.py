@@ -1,6 +1,6 @@
 """The admission benchmark's floor: a bare Flask app answering a constant allowed AdmissionReview.
 
-Served through the service's own gunicorn setup (``controller.server.gunicorn_options`` and the same
+Served through the service's own gunicorn setup (``controller.serving.gunicorn.gunicorn_options`` and the same
 ``ReloadingContext`` TLS front), so it differs from ``serve admission`` only in the work per request:
 no review parsing, no decision, no metrics, no logging, no store.
 
@@ -40,9 +40,9 @@ def create_app() -> Flask:
 
 
 def main() -> None:
-    from controller import server
+    from controller.serving import gunicorn as server
     from controller.settings import Settings, build
-    from controller.tls import ReloadingContext
+    from controller.serving.tls import ReloadingContext
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--listen", required=True)

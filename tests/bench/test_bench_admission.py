@@ -131,7 +131,7 @@ def test_admission_against_the_floor(report, floor, admission_server, dev_certs)
         "`serve admission` on the offline example store (global Secret present: the mutation returns a "
         "JSONPatch), default settings (1 gthread worker, 8 threads, info log). **floor** = "
         "`tests/bench/floor_app.py`: bare Flask returning a constant allowed review, served by the same "
-        "`controller.server.gunicorn_options` and TLS context. The floor runs before and after the "
+        "`controller.serving.gunicorn.gunicorn_options` and TLS context. The floor runs before and after the "
         "service; the better of its two runs is the reference.",
     ]
     ca = str(dev_certs / "ca.crt")

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from benchkit import GITHUB_SECRET, commit_for, github_push, percentile, us
-from controller import matching
-from controller.gitrepos import GitRepo
+from controller.receiver import matching
+from controller.fleet.gitrepos import GitRepo
 from controller.providers.base import PushEvent
 from controller.providers.github import GITHUB
 from controller.receiver.pipeline import Delivery, Receiver

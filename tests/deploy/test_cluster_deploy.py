@@ -19,7 +19,7 @@ import pytest
 import requests
 import yaml
 
-from controller import certs
+from controller.certs import issue as certs
 from deploy.rbac_table import CALLS, SERVICE_ACCOUNTS, allowed, attributes, grants_for, matching_call
 from support import service
 from support.paths import EXAMPLE_GITREPOS, MANIFESTS, PROVIDER_FIXTURES

@@ -131,3 +131,25 @@ def test_certs_writes_the_three_files_and_reports_what_it_did(tmp_path):
 def test_certs_into_an_unwritable_place_is_one_line(tmp_path):
     (tmp_path / "file").write_text("x")
     _assert_one_line_error(_run("certs", "--out", str(tmp_path / "file" / "c")), 2, "cannot create directory")
+
+
+def test_certs_inject_against_an_api_server_that_fails_is_a_runtime_failure(tmp_path, dev_certs):
+    """An API server that cannot be reached is not the user's typing: exit 1, not 2."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}', "
+        "insecure-skip-tls-verify: true}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n")
+    result = _run("certs", "inject", "--ca", str(dev_certs / "ca.crt"), "--kubeconfig", str(kubeconfig))
+    _assert_one_line_error(result, 1, "MutatingWebhookConfiguration gitjob-webhook-admission")
+
+
+def test_a_polling_interval_longer_than_go_allows_is_refused_at_start():
+    """settings and the admission path share one duration parser: what starts can be served."""
+    result = _run("serve", "receiver", "--webhook-polling-interval", "99999999999h")
+    _assert_one_line_error(result, 2, "--webhook-polling-interval", "too long")

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 from kubernetes import client
 
-from controller import certs
+from controller.certs import issue as certs
 from support import service
 from support.paths import MANIFESTS
 from support.service import command
@@ -133,8 +133,8 @@ data:
         "Secret cattle-fleet-system/gitjob-webhook "
         'is not a valid webhook secret: key "GitHub" is not a provider key (did you mean "github"?) and ends '
         "with a newline (it was probably created with --from-file; recreate it with --from-literal or strip "
-        "the newline). Allowed keys: github, gitlab, bitbucket, bitbucket-server, gogs, azure-username, "
-        "azure-password.\n"
+        "the newline). Allowed keys: azure-password, azure-username, bitbucket, bitbucket-server, github, "
+        "gitlab, gogs.\n"
     )
     assert emulator.get("secrets", "cattle-fleet-system", "gitjob-webhook") is None
     denial = next(line for line in admission_cluster.log().splitlines() if "admission denied" in line)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from controller.gitrepos import DEFAULTED_ANNOTATION
-from controller.reconcile import LEASE_NAME
+from controller.fleet.gitrepos import DEFAULTED_ANNOTATION
+from controller.admission.reconcile import LEASE_NAME
 from support import service
 from support.waiting import free_port, wait_for
 

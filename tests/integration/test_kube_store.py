@@ -6,11 +6,11 @@ import datetime
 
 import pytest
 
-from controller.gitrepos import GitRepo
+from controller.fleet.gitrepos import GitRepo
 from controller.settings import Settings
 from controller.store import GitRepoGone, StoreUnavailable
 from controller.store.kube import KubeStore
-from controller.urls import repo_key
+from controller.fleet.urls import repo_key
 from support.waiting import wait_for
 
 WHEN = datetime.datetime(2026, 11, 29, 12, 0, 0, tzinfo=datetime.timezone.utc)

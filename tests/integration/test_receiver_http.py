@@ -17,7 +17,6 @@ import requests
 
 from support import service
 from support.paths import EXAMPLE_GITREPOS, PROVIDER_FIXTURES
-from support.waiting import free_port
 
 # The example Secret's values (manifests/examples/gitrepos.yaml): public test vectors.
 EXAMPLE_SECRETS = ("IsWishesWereHorsesWedAllBeEatingSteak!", "sampleToken!")
@@ -26,14 +25,13 @@ PUSH = (PROVIDER_FIXTURES / "github/push.json").read_bytes()
 
 
 def _start(tmp_path_factory: pytest.TempPathFactory, *flags: str) -> service.Service:
-    port = free_port()
     log = tmp_path_factory.mktemp("receiver") / "service.log"
     started = service.start(
         [
             "serve",
             "receiver",
             "--listen",
-            f"127.0.0.1:{port}",
+            "127.0.0.1:0",
             "--store",
             "offline",
             "--gitrepos",
@@ -44,8 +42,8 @@ def _start(tmp_path_factory: pytest.TempPathFactory, *flags: str) -> service.Ser
         ],
         str(log),
     )
-    started.receiver = f"http://127.0.0.1:{port}"
     try:
+        started.receiver = "http://" + service.listening(started, "receiver")
         service.wait_ready(started.receiver, started)
     except AssertionError:
         started.stop()

@@ -12,7 +12,7 @@ import requests
 
 from support.paths import EXAMPLE_GITREPOS
 from support import service
-from support.waiting import free_port, wait_for
+from support.waiting import wait_for
 
 GITHUB_SIGNATURE = "sha256=abcee8ae5f5c28fc2e4d2a0ffe46115bf9dc9d7c2e34592846d9361fffb864d5"
 
@@ -30,14 +30,13 @@ def _github_push(url: str, body: bytes, close: bool = False) -> requests.Respons
 
 
 def test_serve_all_runs_both_listeners_and_patches_a_gitrepo(run_service, dev_certs, payload):
-    receiver_port, admission_port = free_port(), free_port()
     started = run_service(
         "serve",
         "all",
         "--receiver-listen",
-        f"127.0.0.1:{receiver_port}",
+        "127.0.0.1:0",
         "--admission-listen",
-        f"127.0.0.1:{admission_port}",
+        "127.0.0.1:0",
         "--store",
         "offline",
         "--gitrepos",
@@ -47,7 +46,8 @@ def test_serve_all_runs_both_listeners_and_patches_a_gitrepo(run_service, dev_ce
         "--tls-key",
         str(dev_certs / "tls.key"),
     )
-    receiver, admission = f"http://127.0.0.1:{receiver_port}", f"https://127.0.0.1:{admission_port}"
+    receiver = "http://" + service.listening(started, "receiver")
+    admission = "https://" + service.listening(started, "admission")
     service.wait_ready(receiver, started)
     # verify= the generated CA: the handshake only succeeds if the chain and the 127.0.0.1 SAN verify.
     service.wait_ready(admission, started, verify=str(dev_certs / "ca.crt"))

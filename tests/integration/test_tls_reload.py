@@ -8,10 +8,8 @@ import ssl
 
 from cryptography import x509
 
-from controller import certs
-from support import service
-from support.paths import EXAMPLE_GITREPOS
-from support.waiting import free_port, wait_for
+from controller.certs import issue as certs
+from support.waiting import wait_for
 
 
 def _presented_certificate(port: int) -> x509.Certificate:
@@ -23,16 +21,14 @@ def _presented_certificate(port: int) -> x509.Certificate:
             return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
 
 
-def test_rotated_files_are_presented_at_the_next_handshake(run_service, tmp_path):
+def test_rotated_files_are_presented_at_the_next_handshake(start_admission, tmp_path):
     live, rotated = tmp_path / "live", tmp_path / "rotated"
     names = certs.service_names("gitjob-webhook-admission", "cattle-fleet-system")
     certs.ensure_certificates(str(live), names)
     certs.ensure_certificates(str(rotated), names)   # another CA, another serving certificate
-    port = free_port()
-    started = run_service("serve", "admission", "--listen", f"127.0.0.1:{port}", "--store", "offline",
-                          "--gitrepos", str(EXAMPLE_GITREPOS), "--tls-cert", str(live / "tls.crt"),
-                          "--tls-key", str(live / "tls.key"))
-    service.wait_ready(f"https://127.0.0.1:{port}", started, verify=str(live / "ca.crt"))
+    started = start_admission("--tls-cert", str(live / "tls.crt"), "--tls-key", str(live / "tls.key"),
+                              ca_file=str(live / "ca.crt"))
+    port = int(started.admission.rsplit(":", 1)[1])
     before = _presented_certificate(port)
     expected = x509.load_pem_x509_certificate((rotated / "tls.crt").read_bytes())
     assert before.serial_number != expected.serial_number
@@ -50,15 +46,14 @@ def test_rotated_files_are_presented_at_the_next_handshake(run_service, tmp_path
     assert "serving certificate reloaded" in started.log()
 
 
-def test_a_half_rotated_pair_keeps_serving_the_old_certificate(run_service, tmp_path):
+def test_a_half_rotated_pair_keeps_serving_the_old_certificate(start_admission, tmp_path):
     live, other = tmp_path / "live", tmp_path / "other"
     names = certs.service_names("gitjob-webhook-admission", "cattle-fleet-system")
     certs.ensure_certificates(str(live), names)
     certs.ensure_certificates(str(other), names)
-    port = free_port()
-    started = run_service("serve", "admission", "--listen", f"127.0.0.1:{port}", "--store", "offline",
-                          "--tls-cert", str(live / "tls.crt"), "--tls-key", str(live / "tls.key"))
-    service.wait_ready(f"https://127.0.0.1:{port}", started, verify=str(live / "ca.crt"))
+    started = start_admission("--store", "offline", "--tls-cert", str(live / "tls.crt"),
+                              "--tls-key", str(live / "tls.key"), ca_file=str(live / "ca.crt"))
+    port = int(started.admission.rsplit(":", 1)[1])
     original = _presented_certificate(port).serial_number
 
     shutil.copy(other / "tls.crt", live / "tls.crt")   # the key has not arrived yet

@@ -1,10 +1,10 @@
-"""Properties of repository URL normalisation (``controller.urls.repo_key``)."""
+"""Properties of repository URL normalisation (``controller.fleet.urls.repo_key``)."""
 
 from __future__ import annotations
 
 from hypothesis import example, given, settings, strategies as st
 
-from controller.urls import repo_key
+from controller.fleet.urls import repo_key
 
 # Names as hosts and Git providers allow them (no '.', so no ".git" suffix games; see the last tests).
 NAME = st.text(

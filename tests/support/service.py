@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -55,6 +56,25 @@ def start(arguments: Sequence[str], log_path: str, env: Mapping[str, str] | None
         process = subprocess.Popen(command(*arguments), stdout=log_file, stderr=subprocess.STDOUT,
                                    env=environment, start_new_session=True)
     return Service(process, log_path)
+
+
+def listening(service: Service, listener: str, timeout: float = 30.0) -> str:
+    """The ``HOST:PORT`` the listener bound, read from its log (the tests pass port 0: no race)."""
+    def bound() -> str | None:
+        if service.process.poll() is not None:
+            raise AssertionError(f"service exited with {service.process.returncode}:\n{service.log()}")
+        for line in service.log().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("msg") == f"{listener} listening":
+                return str(entry["address"])
+        return None
+    try:
+        return wait_for(bound, timeout=timeout, message=f"{listener} listening")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n--- service log ---\n{service.log()}") from None
 
 
 def wait_ready(url: str, service: Service, verify: str | bool = True, timeout: float = 30.0) -> None:

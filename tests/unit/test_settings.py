@@ -39,7 +39,7 @@ def test_an_option_is_read_from_flag_environment_or_default(flags, environ, fiel
                  id="the variable is named when it is the source"),
     pytest.param({"listen": "localhost"}, {}, "--listen: 'localhost' is not valid; expected HOST:PORT",
                  id="listen without port"),
-    pytest.param({"listen": "0.0.0.0:70000"}, {}, "port from 1 to 65535", id="port out of range"),
+    pytest.param({"listen": "0.0.0.0:70000"}, {}, "port from 0 to 65535", id="port out of range"),
     pytest.param({"workers": "0"}, {}, "--workers: '0' is not valid; expected a whole number of at least 1",
                  id="no workers"),
     pytest.param({"webhook_polling_interval": "1d"}, {}, "a Go duration", id="days are not a Go duration"),

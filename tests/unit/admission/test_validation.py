@@ -11,11 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.admission.reviews import MAX_WARNING_CHARS, Review, build_response, parse_review
-from controller.admission.validation import ALLOWED_KEYS, SECRET_NAME, suggest_key, validate_secret
+from controller.admission.key_names import suggest_key
+from controller.admission.validation import validate_secret
+from controller.fleet.secrets import GLOBAL_SECRET as SECRET_NAME
+from controller.providers import SECRET_KEYS as ALLOWED_KEYS
 
 NAMESPACE = "cattle-fleet-system"
 ALLOWED_LIST = (
-    "Allowed keys: github, gitlab, bitbucket, bitbucket-server, gogs, azure-username, azure-password."
+    "Allowed keys: azure-password, azure-username, bitbucket, bitbucket-server, github, gitlab, gogs."
 )
 
 
@@ -170,14 +173,14 @@ NEWLINE = (
             {"azure-username": "user"},
             'key "azure-username" has no "azure-password" beside it (Azure '
             "DevOps basic authentication needs both keys)",
-            ("azure-incomplete",),
+            ("incomplete-pair",),
             id="azure-username-alone",
         ),
         pytest.param(
             {"azure-password": "pass"},
             'key "azure-password" has no "azure-username" beside it (Azure '
             "DevOps basic authentication needs both keys)",
-            ("azure-incomplete",),
+            ("incomplete-pair",),
             id="azure-password-alone",
         ),
         pytest.param(

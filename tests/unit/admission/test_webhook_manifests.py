@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from controller.admission.validation import SECRET_NAME
+from controller.fleet.secrets import GLOBAL_SECRET as SECRET_NAME
 
 MANIFEST = Path(__file__).resolve().parents[3] / "manifests" / "webhooks.yaml"
 NAMESPACE = "cattle-fleet-system"

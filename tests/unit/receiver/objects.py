@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from controller.errors import ServiceError
+from controller.serving.errors import ServiceError
 from controller.providers.base import lower_headers
 from controller.receiver.pipeline import Delivery, Receiver
 

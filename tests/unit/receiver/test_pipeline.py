@@ -24,7 +24,7 @@ def test_an_unknown_sender_is_400_naming_the_headers_looked_for(make_receiver):
     """Fleet answers an empty 200, so a misconfigured sender looks like success; we say what is missing."""
     receiver, _ = make_receiver([gitrepo(branch="main")])
     status, answer = outcome(receiver, {"Content-Type": "application/json"}, github_push())
-    assert (status, answer["error"]) == (400, "bad-request")
+    assert (status, answer["error"]) == (400, "unknown-sender")
     assert "X-GitHub-Event" in answer["message"]
 
 

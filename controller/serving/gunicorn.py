@@ -22,6 +22,7 @@ from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
+from controller.logs import fields
 from controller.settings import Listen, Settings
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,9 @@ def gunicorn_options(settings: Settings, listen: Listen, name: str,
         # The worker heartbeat file; /dev/shm avoids stalls on a read-only or slow root filesystem.
         "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
         "child_exit": _child_exit,
+        "when_ready": _announce(name, settings, tls=ssl_context is not None),
+        "post_worker_init": _start_background,
+        "worker_exit": _stop_background,
         # gunicorn ≥ 25.1 opens a control socket in $HOME: two listeners would fight over it, and
         # the container's root filesystem is read-only.
         "control_socket_disable": True,
@@ -107,6 +111,28 @@ def gunicorn_options(settings: Settings, listen: Listen, name: str,
         options["keyfile"] = settings.tls_key
         options["ssl_context"] = lambda config, default_factory: ssl_context
     return options
+
+
+def _announce(name: str, settings: Settings, tls: bool) -> Callable[[Arbiter], None]:
+    """Log the address actually bound, once listening: with port 0, the kernel chose it."""
+    def ready(server: Arbiter) -> None:
+        for listener in server.LISTENERS:
+            host, port = listener.sock.getsockname()[:2]
+            log.info(f"{name} listening", extra=fields(address=str(Listen(host, port)), tls=tls,
+                                                       workers=settings.workers, threads=settings.threads))
+    return ready
+
+
+def _start_background(worker: Any) -> None:
+    # After the fork, in the worker: the caches' threads belong to the process that serves.
+    from controller.serving.web import background
+    background(worker.wsgi).start()
+
+
+def _stop_background(server: Arbiter, worker: Any) -> None:
+    from controller.serving.web import background
+    if getattr(worker, "wsgi", None) is not None:
+        background(worker.wsgi).stop()
 
 
 def _child_exit(server: Arbiter, worker: Any) -> None:

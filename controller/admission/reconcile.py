@@ -14,12 +14,13 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from controller.admission.durations import parse_go_duration
-from controller.admission.mutation import resolve_webhook_mode
-from controller.gitrepos import GitRepo
+from controller.fleet.durations import parse_go_duration
+from controller.fleet.gitrepos import GitRepo
+from controller.fleet.secrets import GLOBAL_SECRET
+from controller.fleet.webhook_mode import resolve_webhook_mode
 from controller.logs import fields
 from controller.settings import Settings
-from controller.store import GLOBAL_SECRET, Elector, GitRepoGone, Store, StoreError
+from controller.store import Elector, GitRepoGone, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def plan(gitrepos: Iterable[GitRepo], *, webhook_mode: str, global_secret_exists
     """The changes that bring every GitRepo in line with webhook mode (pure)."""
     changes = []
     for gitrepo in gitrepos:
-        mode = resolve_webhook_mode({"webhookSecret": gitrepo.webhook_secret}, webhook_mode=webhook_mode,
+        mode = resolve_webhook_mode(gitrepo.webhook_secret, webhook_mode=webhook_mode,
                                     global_secret_exists=global_secret_exists)
         ours = gitrepo.polling_defaulted
         if mode.active and gitrepo.polling_interval is None:

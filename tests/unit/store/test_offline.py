@@ -7,10 +7,10 @@ import datetime
 import pytest
 import yaml
 
-from controller.gitrepos import DEFAULTED_ANNOTATION
+from controller.fleet.gitrepos import DEFAULTED_ANNOTATION
 from controller.store import StoreError
 from controller.store.offline import OfflineStore
-from controller.urls import repo_key
+from controller.fleet.urls import repo_key
 from support.paths import EXAMPLE_GITREPOS
 
 GITREPO = """

@@ -1,7 +1,9 @@
 """Go duration strings (``1h0m0s``, ``1.5h``, ``2h45m``) as Fleet's GitRepo fields use them.
 
 Parsed exactly like Go's ``time.ParseDuration``, plus Fleet's rule that the bare string
-``"0"`` means zero, so this service agrees with the GitRepo CRD about which values exist.
+``"0"`` means zero, so this service agrees with the GitRepo CRD about which values exist. The one
+parser of the service: ``settings`` (``--webhook-polling-interval``), admission and reconcile all
+use it, with one set of limits, so a value one of them accepts the others can handle.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import re
 from fractions import Fraction
 from typing import Final
 
-__all__ = ["MAX_DURATION_NS", "parse_go_duration", "parse_go_duration_ns"]
+__all__ = ["MAX_DURATION_NS", "MAX_TEXT_LENGTH", "parse_go_duration", "parse_go_duration_ns"]
 
 MAX_DURATION_NS: Final = 2**63 - 1
 """Go's largest ``time.Duration`` (about 2562047h47m): anything longer overflows."""
+
+MAX_TEXT_LENGTH: Final = 64
+"""Longer strings are refused before any parsing: no real interval needs more than a few characters."""
 
 _UNIT_NS: Final = {
     "ns": 1,
@@ -38,6 +43,8 @@ def parse_go_duration_ns(text: str) -> int:
     """
     if not isinstance(text, str):
         raise ValueError(f"a duration must be a string, not {type(text).__name__}")
+    if len(text) > MAX_TEXT_LENGTH:
+        raise ValueError(f"a duration of {len(text)} characters is too long (at most {MAX_TEXT_LENGTH})")
     body = text
     negative = False
     if body[:1] in ("-", "+"):

@@ -12,30 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict
 
-from controller import matching
-from controller.gitrepos import GitRepo
-from controller.providers import PROVIDERS, detect
+from controller.receiver import matching
+from controller.fleet.gitrepos import GitRepo
+from controller.providers import NAMES, by_name, detect
 from controller.providers.base import (EventKind, MalformedDelivery, Provider, PushEvent, RefChange,
                                        UnsupportedContentType, Verification, lower_headers)
 from controller.receiver.authentication import SecretRef, Verdict, check, secret_for
 from controller.receiver.plan import Plan, make_plan
 from controller.settings import Settings
 from controller.store import Store
-from controller.urls import repo_key
+from controller.fleet.urls import repo_key
 
 __all__ = ["ExplainError", "explain"]
 
-# The header that makes the receiver recognise each provider, for the hint when it is missing.
-_IDENTIFYING_HEADERS = {
-    "forgejo": "X-Forgejo-Event",
-    "gitea": "X-Gitea-Event",
-    "gogs": "X-Gogs-Event",
-    "github": "X-GitHub-Event",
-    "gitlab": "X-Gitlab-Event",
-    "bitbucket": "X-Hook-UUID (or X-Event-Key with a Bitbucket Cloud body)",
-    "bitbucket-server": "X-Event-Key",
-    "azure-devops": "X-Vss-ActivityId or X-Vss-SubscriptionId",
-}
 _SIGNATURE_STATUS = {
     Verification.VERIFIED: "verified",
     Verification.FAILED: "failed",
@@ -83,11 +72,10 @@ def explain(provider: str, headers: list[tuple[str, str]], body: bytes, store: S
 
 
 def _provider(name: str) -> Provider:
-    for provider in PROVIDERS:
-        if provider.name == name:
-            return provider
-    valid = ", ".join(sorted(provider.name for provider in PROVIDERS))
-    raise ExplainError(f"--provider {name!r} is not a provider; choose one of {valid}")
+    provider = by_name(name)
+    if provider is None:
+        raise ExplainError(f"--provider {name!r} is not a provider; choose one of {', '.join(NAMES)}")
+    return provider
 
 
 def _warnings(provider: Provider, headers: Mapping[str, str], body: bytes) -> list[str]:
@@ -97,8 +85,7 @@ def _warnings(provider: Provider, headers: Mapping[str, str], body: bytes) -> li
             return [f"the receiver would treat this delivery as {detected.name}, not {provider.name}: "
                     f"its headers are checked first"]
         return []
-    hint = _IDENTIFYING_HEADERS.get(provider.name, "its event header")
-    return [f"the headers do not identify a {provider.name} delivery: {hint} is missing "
+    return [f"the headers do not identify a {provider.name} delivery: {provider.identified_by} is missing "
             f"(pass it with --header NAME=VALUE)"]
 
 

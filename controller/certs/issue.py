@@ -8,12 +8,11 @@ each file atomically (write to a temporary file, then rename) so a reader never 
 
 from __future__ import annotations
 
-import base64
 import datetime
 import ipaddress
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +26,8 @@ RENEW_BEFORE = datetime.timedelta(days=30)
 CA_VALIDITY = datetime.timedelta(days=3650)
 SERVING_VALIDITY = datetime.timedelta(days=365)
 CA_FILE, CERT_FILE, KEY_FILE, CA_KEY_FILE = "ca.crt", "tls.crt", "tls.key", "ca.key"
-WEBHOOK_CONFIGURATIONS = ("gitjob-webhook-admission",)
+DEFAULT_SERVICE = "gitjob-webhook-admission"
+"""The admission Service whose DNS names the serving certificate covers by default."""
 
 
 class CertsError(Exception):
@@ -76,14 +76,6 @@ def ensure_certificates(out_dir: str, names: Sequence[str],
         _write(paths[KEY_FILE], _key_pem(key), private=True)
         _write(paths[CERT_FILE], cert.public_bytes(serialization.Encoding.PEM))
     return CertsResult(ca_state, serving_state, tuple(names))
-
-
-def ca_bundle_patch(configuration: Mapping[str, Any], ca_pem: bytes) -> list[dict[str, Any]]:
-    """JSON Patch operations setting ``caBundle`` on every webhook of a webhook configuration."""
-    bundle = base64.b64encode(ca_pem).decode()
-    webhooks = configuration.get("webhooks") or []
-    return [{"op": "add", "path": f"/webhooks/{index}/clientConfig/caBundle", "value": bundle}
-            for index, _ in enumerate(webhooks)]
 
 
 def read_ca(path: str) -> bytes:

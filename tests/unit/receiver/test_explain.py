@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from controller.explain import ExplainError, explain
+from controller.receiver.explain import ExplainError, explain
 from controller.settings import Settings
 from controller.store.offline import OfflineStore
 from support.paths import EXAMPLE_GITREPOS

@@ -52,7 +52,10 @@ class ReloadingContext:
         self.cert_file = cert_file
         self.key_file = key_file
         self._lock = threading.Lock()
-        self._stamps = (_stamp(cert_file), _stamp(key_file))
+        try:
+            self._stamps = (_stamp(cert_file), _stamp(key_file))
+        except OSError as error:
+            raise CertificateError(f"{error.filename}: {error.strerror}") from None
         self._current = server_context(cert_file, key_file)
         self._last_error = ""
         self.front = server_context(cert_file, key_file)

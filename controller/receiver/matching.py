@@ -11,9 +11,9 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from controller.gitrepos import GitRepo
+from controller.fleet.gitrepos import GitRepo
 from controller.providers.base import PushEvent, RefChange
-from controller.urls import repo_key
+from controller.fleet.urls import repo_key
 
 Lookup = Callable[[str], Sequence[GitRepo]]
 

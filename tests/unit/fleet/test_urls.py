@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.urls import repo_key
+from controller.fleet.urls import repo_key
 
 PAYLOAD = "https://github.com/example/repo"
 

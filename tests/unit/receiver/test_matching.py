@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller import matching
-from controller.gitrepos import GitRepo
+from controller.receiver import matching
+from controller.fleet.gitrepos import GitRepo
 from controller.providers.base import EventKind, PushEvent, RefChange
 
 C = "af69d162de5a276abc86e0686b2b44033cd3f442"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller.gitrepos import GitRepo
-from controller.reconcile import plan
+from controller.fleet.gitrepos import GitRepo
+from controller.admission.reconcile import plan
 
 
 def repo(name: str, interval: str | None = None, ours: bool = False, webhook_secret: str = "") -> GitRepo:

@@ -14,20 +14,51 @@ from flask import Blueprint, Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from controller import metrics
-from controller.errors import ServiceError
+from controller.serving.errors import INTERNAL_ERROR_MESSAGE, ServiceError, render
 from controller.logs import fields
 
 log = logging.getLogger("gitjob_webhook.http")
 
 Readiness = Callable[[], tuple[bool, str]]
 HEALTH_ROUTES = ("/healthz", "/readyz", "/metrics")
+_BACKGROUND = "gitjob_webhook.background"
+
+
+class Background:
+    """The threads an app needs while it serves (caches, the reconcile pass).
+
+    Kept in ``app.extensions`` and started by the gunicorn worker once it has forked (threads do
+    not survive a fork), stopped when the worker exits; ``create_app`` itself starts nothing.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[Callable[[], None], Callable[[], None]]] = []
+
+    def add(self, start: Callable[[], None], stop: Callable[[], None]) -> None:
+        """Register one piece of background work; started in order, stopped in reverse."""
+        self._parts.append((start, stop))
+
+    def start(self) -> None:
+        """Start everything registered."""
+        for start, _ in self._parts:
+            start()
+
+    def stop(self) -> None:
+        """Stop everything registered, last started first."""
+        for _, stop in reversed(self._parts):
+            stop()
+
+
+def background(app: Flask) -> Background:
+    """The app's :class:`Background`, created on first use."""
+    found: Background = app.extensions.setdefault(_BACKGROUND, Background())
+    return found
 
 
 def error_response(status: int, code: str, message: str,
                    headers: dict[str, str] | None = None) -> Response:
-    """The JSON error body every listener answers with: ``{"error": code, "message": ...}``."""
-    response = jsonify(error=code, message=message)
-    response.status_code = status
+    """A Flask response carrying :func:`~controller.serving.errors.render`'s body."""
+    response = Response(render(status, code, message), status=status, content_type="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
@@ -107,17 +138,18 @@ def install(app: Flask, listener: str, readiness: Readiness) -> RequestLog:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
-        headers = {}
-        if error.code == 405:
-            allowed = error.valid_methods if hasattr(error, "valid_methods") else None
-            headers["Allow"] = ", ".join(allowed or ["POST"])
+        # The router's own answers (404, 405 with its Allow header) in the service's JSON shape.
+        response = error.get_response()
         name = (error.name or "error").lower().replace(" ", "-")
-        return error_response(error.code or 500, name, error.description or name, headers)
+        answer = error_response(error.code or 500, name, error.description or name)
+        if "Allow" in response.headers:
+            answer.headers["Allow"] = response.headers["Allow"]
+        return answer
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:
         # A bug, never an input problem: log it with the trace, answer without details.
         log.error("unexpected error", exc_info=error, extra=fields(path=request.path))
-        return error_response(500, "internal", "internal error; see the service log")
+        return error_response(500, "internal", INTERNAL_ERROR_MESSAGE)
 
     return requests_log

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.admission.durations import parse_go_duration, parse_go_duration_ns
+from controller.fleet.durations import parse_go_duration, parse_go_duration_ns
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime
 import ipaddress
 import os
@@ -11,7 +10,7 @@ import stat
 import pytest
 from cryptography import x509
 
-from controller import certs
+from controller.certs import issue as certs
 
 NAMES = certs.service_names("gitjob-webhook-admission", "cattle-fleet-system", ["webhook.example.com"])
 NOW = datetime.datetime(2026, 11, 29, tzinfo=datetime.timezone.utc)
@@ -111,23 +110,6 @@ def test_an_unwritable_directory_is_a_clear_error(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(certs.CertsError, match="cannot create directory"):
         certs.ensure_certificates(str(blocker / "sub"), NAMES, NOW)
-
-
-def test_the_ca_bundle_patch_sets_cabundle_on_every_webhook(tmp_path):
-    configuration = {"webhooks": [{"name": "a", "clientConfig": {}}, {"name": "b", "clientConfig": {}}]}
-    patch = certs.ca_bundle_patch(configuration, b"PEM")
-    assert patch == [
-        {
-            "op": "add",
-            "path": "/webhooks/0/clientConfig/caBundle",
-            "value": base64.b64encode(b"PEM").decode(),
-        },
-        {
-            "op": "add",
-            "path": "/webhooks/1/clientConfig/caBundle",
-            "value": base64.b64encode(b"PEM").decode(),
-        },
-    ]
 
 
 def test_reading_a_file_that_is_not_a_certificate_is_a_clear_error(tmp_path):

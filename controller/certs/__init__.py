@@ -1,0 +1,1 @@
+"""Certificates: issuing the development CA and serving pair, and publishing the CA to the webhooks."""

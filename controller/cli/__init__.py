@@ -1,0 +1,1 @@
+"""The ``gitjob-webhook`` command: the parser, one module per subcommand, and the exit statuses."""

@@ -1,0 +1,43 @@
+"""``gitjob-webhook``: parse the command line, run one subcommand, map its failure to an exit status.
+
+Every failure the user can fix ends with one line on stderr and exit status 2 (bad option, file
+or certificate) or 1 (a runtime failure such as a port in use or an API server that fails).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from controller import logs, settings as settings_module
+from controller.cli.errors import CommandError
+from controller.cli.parser import build_parser
+from controller.settings import SettingsError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and of ``python -m controller``."""
+    try:
+        arguments = vars(build_parser().parse_args(argv))
+        settings = settings_module.build(arguments)
+        logs.configure(settings.log_format, settings.log_level)
+        # Each command's module is imported only when it runs: `serve` need not load the client.
+        if arguments["command"] == "certs":
+            from controller.cli import certs
+            return certs.run(arguments, settings)
+        if arguments["command"] == "explain":
+            from controller.cli import explain
+            return explain.run(arguments, settings)
+        from controller.cli import serve
+        return serve.run(arguments["listener"], settings)
+    except SettingsError as error:
+        return _fail(2, str(error))
+    except CommandError as error:
+        return _fail(error.exit_status, str(error))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(status: int, message: str) -> int:
+    print(f"gitjob-webhook: error: {message}", file=sys.stderr)
+    return status

@@ -1,0 +1,1 @@
+"""Serving HTTP: gunicorn, admission TLS, what both Flask apps share, and the HTTP error classes."""
