@@ -1,4 +1,4 @@
-"""AdmissionReview wire shapes, parsing into a `Review`, and the one response builder.
+"""AdmissionReview parsing into a `Review`, the `Decision` value, and the one response builder.
 
 Two error kinds, kept apart on purpose: a review the API server should never have sent
 (malformed JSON, wrong kind, no uid...) raises `BadReview` and becomes HTTP 400; an object
@@ -14,8 +14,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, Literal, NotRequired, TypedDict, cast
+from typing import Any, Final, cast
 
+from controller.admission.wire import (AdmissionResponse, AdmissionReviewResponse, Operation, PatchOperation,
+                                       ResponseStatus)
 from controller.serving.errors import MalformedRequest
 
 __all__ = [
@@ -23,22 +25,12 @@ __all__ = [
     "MAX_REVIEW_BYTES",
     "MAX_WARNING_CHARS",
     "OPERATIONS",
-    "AdmissionRequest",
-    "AdmissionResponse",
-    "AdmissionReviewRequest",
-    "AdmissionReviewResponse",
     "BadReview",
     "Decision",
-    "GroupVersionKind",
-    "GroupVersionResource",
     "Kind",
-    "Operation",
-    "PatchOperation",
     "Resource",
-    "ResponseStatus",
     "Review",
     "User",
-    "UserInfo",
     "build_response",
     "parse_review",
 ]
@@ -54,103 +46,6 @@ MAX_REVIEW_BYTES: Final = 3 * 1024 * 1024
 
 MAX_WARNING_CHARS: Final = 120
 """The admission API asks for warnings of at most 120 characters."""
-
-Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
-"""The operation being admitted."""
-
-
-# --- wire shapes (admission.k8s.io/v1; v1beta1 has the same fields) -----------------
-
-
-class GroupVersionKind(TypedDict):
-    """``request.kind`` / ``request.requestKind`` on the wire."""
-
-    group: str
-    version: str
-    kind: str
-
-
-class GroupVersionResource(TypedDict):
-    """``request.resource`` / ``request.requestResource`` on the wire."""
-
-    group: str
-    version: str
-    resource: str
-
-
-class UserInfo(TypedDict, total=False):
-    """``request.userInfo``: the authenticated caller."""
-
-    username: str
-    uid: str
-    groups: list[str]
-    extra: dict[str, list[str]]
-
-
-class AdmissionRequest(TypedDict):
-    """``AdmissionReview.request`` as the API server sends it."""
-
-    uid: str
-    kind: GroupVersionKind
-    resource: GroupVersionResource
-    subResource: NotRequired[str]
-    requestKind: NotRequired[GroupVersionKind]
-    requestResource: NotRequired[GroupVersionResource]
-    requestSubResource: NotRequired[str]
-    name: NotRequired[str]
-    namespace: NotRequired[str]
-    operation: Operation
-    userInfo: UserInfo
-    object: NotRequired[dict[str, Any] | None]
-    oldObject: NotRequired[dict[str, Any] | None]
-    dryRun: NotRequired[bool]
-    options: NotRequired[dict[str, Any] | None]
-
-
-class AdmissionReviewRequest(TypedDict):
-    """The body the API server POSTs to the webhook."""
-
-    apiVersion: str
-    kind: Literal["AdmissionReview"]
-    request: AdmissionRequest
-
-
-class ResponseStatus(TypedDict):
-    """``response.status``: a metav1.Status, only sent (and only read) when denied."""
-
-    code: int
-    message: str
-    reason: NotRequired[str]
-    status: Literal["Failure"]
-
-
-class AdmissionResponse(TypedDict):
-    """``AdmissionReview.response``."""
-
-    uid: str
-    allowed: bool
-    status: NotRequired[ResponseStatus]
-    patchType: NotRequired[Literal["JSONPatch"]]
-    patch: NotRequired[str]
-    warnings: NotRequired[list[str]]
-    auditAnnotations: dict[str, str]
-
-
-class AdmissionReviewResponse(TypedDict):
-    """The body the webhook answers with (HTTP 200)."""
-
-    apiVersion: str
-    kind: Literal["AdmissionReview"]
-    response: AdmissionResponse
-
-
-class PatchOperation(TypedDict):
-    """One RFC 6902 operation, as produced by ``jsonpatch.make_patch``."""
-
-    op: str
-    path: str
-    value: NotRequired[Any]
-    # "from" is a keyword, so moves and copies cannot be spelled here; we never emit them.
 
 
 # --- errors ---------------------------------------------------------------------------
