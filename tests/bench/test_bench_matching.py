@@ -106,7 +106,9 @@ def single_targets(gitrepos: Sequence[GitRepo]) -> list[str]:
     return found
 
 
-# --- Fleet's approach (reference/fleet-webhook.md 4.3) --------------------------------------------
+# --- Fleet's approach: for each payload URL it builds one case-insensitive regex (scheme prefixes,
+# the host literal, any port, the escaped path, an optional .git, anchored at the end) and searches
+# every GitRepo's spec.repo with it, then applies the branch rule (pkg/webhook/webhook.go, v0.16).
 
 _FLEET_PREFIX = r"(?:http://|https://|ssh://(?:\w+@)?|git@ssh\.|git@|\w+@)"
 
@@ -240,7 +242,8 @@ def test_matching_scale(report):
         "**Receiver.handle** = the whole pipeline on the raw delivery (detect, parse, HMAC-SHA256 verify "
         "against the global secret, plan, duplicate check, answer) with a store whose status patch and "
         "event are no-ops.",
-        "**Fleet regex** = reference/fleet-webhook.md 4.3: one case-insensitive regex per payload URL "
+        "**Fleet regex** = Fleet's matching (pkg/webhook/webhook.go): one case-insensitive regex per "
+        "payload URL "
         "(web and clone URL, as Fleet main), searched in every GitRepo's `spec.repo`, then the branch rule.",
         f"Samples per cell: index {SAMPLES_INDEX}, handle {SAMPLES_HANDLE} (both in {ROUNDS} rounds "
         "interleaved "
