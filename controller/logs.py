@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -62,6 +63,17 @@ def configure(log_format: str, level: str = "info") -> None:
     # service logs what fails itself, once per change of state.
     for noisy in ("urllib3", "kubernetes"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+
+def safe(value: str | None, limit: int = 64) -> str | None:
+    """A value the client chose (a delivery id), fit for one log field: printable ASCII, cut short."""
+    if value is None:
+        return None
+    cleaned = _UNPRINTABLE.sub("?", value[:limit])
+    return cleaned + "…" if len(value) > limit else cleaned
 
 
 def fields(**values: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from controller.fleet.durations import parse_go_duration_ns
+from controller.fleet.secrets import CONTROLLER_NAMESPACE
 
 ENV_PREFIX = "GITJOB_WEBHOOK_"
 
@@ -50,7 +51,7 @@ class Settings:
     """Everything the service reads from its command line and environment."""
 
     kubeconfig: str | None = None
-    namespace: str = "cattle-fleet-system"
+    namespace: str = CONTROLLER_NAMESPACE
     gitrepos: str | None = None
     store: str = "auto"
     webhook_mode: str = "auto"
@@ -70,10 +71,17 @@ class Settings:
     rate_limit: float = 50.0
     rate_burst: int = 200
     trust_forwarded_for: bool = False
+    trusted_proxies: int = 1
+    max_in_flight: int = 0
     patch_deadline: float = 8.0
-    body_timeout: float = 10.0
+    request_timeout: float = 10.0
     resync_period: float = 600.0
     reconcile_period: float = 5.0
+
+    @property
+    def deliveries_in_flight(self) -> int:
+        """Deliveries served at once: ``--max-in-flight``, else all threads but two (kept for probes)."""
+        return self.max_in_flight or max(1, self.threads - 2)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (used to derive per-listener settings)."""
@@ -175,8 +183,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "rate_limit": _seconds,
     "rate_burst": _positive_int,
     "trust_forwarded_for": _boolean,
+    "trusted_proxies": _positive_int,
+    "max_in_flight": _positive_int,
     "patch_deadline": _seconds,
-    "body_timeout": _seconds,
+    "request_timeout": _seconds,
     "resync_period": _seconds,
     "reconcile_period": _seconds,
 }
@@ -200,11 +210,16 @@ _HELP: dict[str, str] = {
     "graceful_timeout": "seconds in-flight requests get to finish on SIGTERM",
     "require_signature": "refuse deliveries that no secret authenticates (401)",
     "max_body_size": "largest delivery body accepted (default 25MiB)",
-    "rate_limit": "deliveries per second per source before 429",
-    "rate_burst": "burst of deliveries per source before 429",
-    "trust_forwarded_for": "key the rate limit on X-Forwarded-For (only behind a trusted Ingress)",
+    "rate_limit": "failed or unauthenticated deliveries per second per source before 429 "
+                  "(a delivery that verifies is never refused)",
+    "rate_burst": "burst of failed or unauthenticated deliveries per source before 429",
+    "trust_forwarded_for": "take the client address from X-Forwarded-For (only behind your Ingress)",
+    "trusted_proxies": "proxies in front that append to X-Forwarded-For (default 1): the client is "
+                       "that many entries from the right",
+    "max_in_flight": "deliveries served at once before 503 (default: threads minus two)",
     "patch_deadline": "seconds a status patch is retried before the delivery answers 503",
-    "body_timeout": "seconds a client may take between body reads before the delivery answers 408",
+    "request_timeout": "seconds a client has to send a whole request (TLS handshake, headers, body) "
+                       "before it is answered 408",
     "resync_period": "seconds between full relists of the watch-fed caches",
     "reconcile_period": "seconds between passes keeping GitRepos' polling in line with webhook mode",
 }

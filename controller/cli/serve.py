@@ -9,6 +9,7 @@ import subprocess
 import sys
 from typing import Any
 
+from controller.admission.reviews import MAX_REVIEW_BYTES
 from controller.cli.errors import Failure, UsageError
 from controller.logs import fields
 from controller.serving import gunicorn
@@ -69,7 +70,9 @@ def serve_one(listener: str, settings: Settings) -> int:
         from controller.admission.app import create_app as create_admission_app
         return create_admission_app(settings, store)
 
-    gunicorn.run(factory, gunicorn.gunicorn_options(settings, settings.listen, listener,
+    # Reviews are at most what the API server sends (3 MiB); deliveries at most --max-body-size.
+    max_body = MAX_REVIEW_BYTES if listener == "admission" else settings.max_body_size
+    gunicorn.run(factory, gunicorn.gunicorn_options(settings, settings.listen, listener, max_body,
                                                     context.front if context else None))
     return 0
 

@@ -12,10 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["GLOBAL_SECRET", "SecretData", "decode_data"]
+__all__ = ["CONTROLLER_NAMESPACE", "GLOBAL_SECRET", "SecretData", "decode_data"]
 
 GLOBAL_SECRET: Final = "gitjob-webhook"
 """The global webhook Secret's name, in the controller namespace (Fleet's name for it)."""
+
+CONTROLLER_NAMESPACE: Final = "cattle-fleet-system"
+"""Where Fleet's controller runs, and with it the global Secret (``--namespace``)."""
 
 
 @dataclass(frozen=True)

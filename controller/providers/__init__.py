@@ -23,6 +23,7 @@ from controller.providers.gogs import GOGS
 
 __all__ = [
     "DELIVERY_ID_HEADERS",
+    "HOST_OWNERS",
     "KEY_ALIASES",
     "NAMES",
     "PROVIDERS",
@@ -31,6 +32,7 @@ __all__ = [
     "detect",
     "identifying_headers",
     "providers_of_key",
+    "speaks_for",
 ]
 
 PROVIDERS: tuple[Provider, ...] = (
@@ -61,6 +63,18 @@ DELIVERY_ID_HEADERS: Final = tuple(dict.fromkeys(
 KEY_ALIASES: Final[Mapping[str, str]] = {
     alias: key for provider in PROVIDERS for alias, key in provider.key_aliases}
 """Squashed words operators write for a key → the key."""
+
+
+HOST_OWNERS: Final[Mapping[str, Provider]] = {
+    host: provider for provider in PROVIDERS for host in provider.owned_hosts}
+"""SaaS host → the one provider whose deliveries may speak for repositories there."""
+
+
+def speaks_for(provider: Provider, host: str) -> bool:
+    """Whether a delivery from ``provider`` may concern a repository on ``host``: the host is the
+    provider's own SaaS host, or no provider's (self-hosted)."""
+    owner = HOST_OWNERS.get(host)
+    return owner is None or owner is provider
 
 
 def by_name(name: str) -> Provider | None:

@@ -8,8 +8,10 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from controller.fleet.urls import AZURE_HOST
 from controller.providers.base import EventKind, Headers, PushEvent, RefChange, Verification, header_bytes
 from controller.providers.payloads import (
+    MAX_REF_CHANGES,
     JsonObject,
     decode_body,
     first_header,
@@ -42,10 +44,11 @@ def _basic_credentials(authorization: str) -> tuple[bytes, bytes] | None:
 
 def _changes(resource: JsonObject) -> tuple[RefChange, ...]:
     changes = []
-    for path, update in objects_in(resource, "refUpdates", "resource"):
+    for path, update in objects_in(resource, "refUpdates", "resource", limit=MAX_REF_CHANGES):
         ref = str_at(update, "name", path)
         if ref:
-            changes.append(RefChange(ref=ref, commit=new_commit(str_at(update, "newObjectId", path))))
+            commit = new_commit(str_at(update, "newObjectId", path), f"{path}.newObjectId")
+            changes.append(RefChange(ref=ref, commit=commit))
     return tuple(changes)
 
 
@@ -69,6 +72,7 @@ class AzureDevOps:
     delivery_headers: tuple[str, ...] = ("x-vss-activityid",)
     secret_keys: tuple[str, ...] = ("azure-username", "azure-password")
     signature: str = "HTTP Basic authentication (user name and password set on the service hook)"
+    owned_hosts: tuple[str, ...] = (AZURE_HOST,)
     key_aliases: tuple[tuple[str, str], ...] = (
         ("azureuser", "azure-username"), ("azureusername", "azure-username"),
         ("azurepassword", "azure-password"), ("azurepass", "azure-password"))

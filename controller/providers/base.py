@@ -19,6 +19,7 @@ __all__ = [
     "Provider",
     "PushEvent",
     "RefChange",
+    "TooLarge",
     "UnsupportedContentType",
     "Verification",
     "header_bytes",
@@ -74,7 +75,7 @@ class RefChange:
     ref: str
     """Full ref as sent, e.g. ``refs/heads/main`` or ``refs/tags/v1.0.0``."""
     commit: str
-    """New commit SHA; empty when the ref was deleted (or the provider sent no commit)."""
+    """New commit SHA, 40 or 64 lower-case hex; empty when the ref was deleted."""
 
     @property
     def branch(self) -> str | None:
@@ -121,6 +122,13 @@ class MalformedDelivery(Exception):
 
     The message names what is wrong (a JSON path, a field) and never echoes header values.
     The receiver answers 400.
+    """
+
+
+class TooLarge(Exception):
+    """The delivery asks for more work than the receiver does for one delivery (ref changes, parsing).
+
+    The receiver answers 413; the message says which limit was reached.
     """
 
 
@@ -176,6 +184,12 @@ class Provider(Protocol):
     @property
     def key_aliases(self) -> tuple[tuple[str, str], ...]:
         """Words operators write for one of its keys, squashed (no separators, lower case) → the key."""
+        ...
+
+    @property
+    def owned_hosts(self) -> tuple[str, ...]:
+        """The SaaS hosts only this provider serves (as in repository keys): a delivery from any other
+        provider never speaks for a repository there."""
         ...
 
     @property

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from controller.providers.base import EventKind, Headers, PushEvent, RefChange, Verification
 from controller.providers.payloads import (
+    MAX_REF_CHANGES,
     JsonObject,
     decode_body,
     first_header,
@@ -50,12 +51,12 @@ def _full_ref(state: JsonObject, path: str) -> str:
 
 def _changes(payload: JsonObject) -> tuple[RefChange, ...]:
     changes = []
-    for path, change in objects_in(object_at(payload, "push"), "changes", "push"):
+    for path, change in objects_in(object_at(payload, "push"), "changes", "push", limit=MAX_REF_CHANGES):
         new = object_at(change, "new", path)
         if new:
             ref = _full_ref(new, f"{path}.new")
             target = object_at(new, "target", f"{path}.new")
-            commit = new_commit(str_at(target, "hash", f"{path}.new.target"))
+            commit = new_commit(str_at(target, "hash", f"{path}.new.target"), f"{path}.new.target.hash")
         else:
             # `new: null` is a deletion of the ref named by `old`.
             ref = _full_ref(object_at(change, "old", path), f"{path}.old")
@@ -81,6 +82,7 @@ class BitbucketCloud:
     delivery_headers: tuple[str, ...] = ("x-request-uuid",)
     secret_keys: tuple[str, ...] = ("bitbucket",)
     signature: str = "HMAC-SHA256 in X-Hub-Signature when a secret is set in Bitbucket, else the hook UUID"
+    owned_hosts: tuple[str, ...] = ("bitbucket.org",)
     key_aliases: tuple[tuple[str, str], ...] = (("bitbucketcloud", "bitbucket"),)
     nicknames: tuple[str, ...] = ()
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from controller.providers.base import EventKind, Headers, PushEvent, RefChange, Verification
 from controller.providers.payloads import (
+    MAX_REF_CHANGES,
     JsonObject,
     decode_body,
     first_header,
@@ -29,11 +30,11 @@ _PING_EVENTS = frozenset({"diagnostics:ping"})
 
 def _changes(payload: JsonObject) -> tuple[RefChange, ...]:
     changes = []
-    for path, change in objects_in(payload, "changes"):
+    for path, change in objects_in(payload, "changes", limit=MAX_REF_CHANGES):
         # Fleet reads only `refId`; some senders (and Fleet's own tests) give only `ref.id`.
         ref = str_at(change, "refId", path) or str_at(object_at(change, "ref", path), "id", f"{path}.ref")
         deleted = str_at(change, "type", path) == "DELETE"
-        commit = "" if deleted else new_commit(str_at(change, "toHash", path))
+        commit = "" if deleted else new_commit(str_at(change, "toHash", path), f"{path}.toHash")
         if ref:
             changes.append(RefChange(ref=ref, commit=commit))
     return tuple(changes)
@@ -60,6 +61,7 @@ class BitbucketServer:
     secret_keys: tuple[str, ...] = ("bitbucket-server",)
     signature: str = "HMAC-SHA256 of the body in X-Hub-Signature"
     # Bitbucket Server's other names: Data Center, and Stash before 2015.
+    owned_hosts: tuple[str, ...] = ()
     key_aliases: tuple[tuple[str, str], ...] = (
         ("bitbucketdatacenter", "bitbucket-server"), ("bitbucketdc", "bitbucket-server"),
         ("stash", "bitbucket-server"))

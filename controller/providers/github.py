@@ -32,7 +32,7 @@ def push_changes(payload: JsonObject) -> tuple[RefChange, ...]:
     ref = str_at(payload, "ref")
     if not ref:
         return ()
-    commit = "" if bool_at(payload, "deleted") else new_commit(str_at(payload, "after"))
+    commit = "" if bool_at(payload, "deleted") else new_commit(str_at(payload, "after"), "after")
     return (RefChange(ref=ref, commit=commit),)
 
 
@@ -60,6 +60,7 @@ class GitHub:
     delivery_headers: tuple[str, ...] = ("x-github-delivery",)
     secret_keys: tuple[str, ...] = ("github",)
     signature: str = "HMAC-SHA256 of the body in X-Hub-Signature-256 (SHA-1 X-Hub-Signature accepted alone)"
+    owned_hosts: tuple[str, ...] = ("github.com",)
     key_aliases: tuple[tuple[str, str], ...] = ()
     nicknames: tuple[str, ...] = ()
 

@@ -44,8 +44,8 @@ def _changes(payload: JsonObject) -> tuple[RefChange, ...]:
     # GitLab marks a deletion with a null checkout_sha; for annotated tags checkout_sha is the
     # commit while `after` is the tag object, so checkout_sha wins when it is given.
     null_checkout = "checkout_sha" in payload and payload["checkout_sha"] is None
-    deleted = null_checkout or (bool(after) and not new_commit(after))
-    commit = "" if deleted else new_commit(checkout_sha or after)
+    deleted = null_checkout or (bool(after) and after.strip("0") == "")
+    commit = "" if deleted else new_commit(checkout_sha or after, "checkout_sha" if checkout_sha else "after")
     return (RefChange(ref=ref, commit=commit),)
 
 
@@ -77,6 +77,7 @@ class GitLab:
     delivery_headers: tuple[str, ...] = ("x-gitlab-event-uuid", "x-gitlab-webhook-uuid")
     secret_keys: tuple[str, ...] = ("gitlab",)
     signature: str = "shared token in X-Gitlab-Token"
+    owned_hosts: tuple[str, ...] = ("gitlab.com",)
     key_aliases: tuple[tuple[str, str], ...] = ()
     nicknames: tuple[str, ...] = ()
 

@@ -33,6 +33,7 @@ class GogsFamily:
     secret_keys: tuple[str, ...] = ("gogs",)
     key_aliases: tuple[tuple[str, str], ...] = ()
     nicknames: tuple[str, ...] = ()
+    owned_hosts: tuple[str, ...] = ()
 
     @property
     def identified_by(self) -> str:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Final
 from urllib.parse import parse_qsl
 
-from controller.providers.base import Headers, MalformedDelivery, UnsupportedContentType
+from controller.providers.base import Headers, MalformedDelivery, TooLarge, UnsupportedContentType
 
 __all__ = [
+    "MAX_REF_CHANGES",
     "JsonObject",
+    "check_parse_budget",
     "bool_at",
     "decode_body",
     "first_header",
@@ -31,7 +34,16 @@ __all__ = [
 JsonObject = Mapping[str, object]
 """A decoded JSON object."""
 
+MAX_REF_CHANGES: Final = 1000
+"""Ref changes read from one delivery; a real push moves a handful, a mirror sync perhaps hundreds."""
+
+# What parsing JSON costs in Python objects, roughly, per token: a dict (its `{`), a list (`[`), and
+# each member or element (`:` and `,`). Counted on the raw bytes, which costs a few ms per 20 MiB.
+_COST_OF = ((b"{", 240), (b"[", 64), (b":", 64), (b",", 64), (b"%7B", 240), (b"%5B", 64),
+            (b"%3A", 64), (b"%2C", 64))
+
 _JSON_TYPES = frozenset({"", "application/json"})
+_HEX = frozenset("0123456789abcdefABCDEF")
 _FORM_TYPE = "application/x-www-form-urlencoded"
 # GitHub's form deliveries carry a single field; a cap keeps parse_qsl's work bounded.
 _MAX_FORM_FIELDS = 16
@@ -50,6 +62,20 @@ def first_header(headers: Headers, names: tuple[str, ...]) -> str:
 def present(headers: Headers, name: str) -> bool:
     """True when the header is sent with a non-blank value (an empty value does not count)."""
     return bool(header(headers, name).strip())
+
+
+def check_parse_budget(body: bytes, budget: int) -> None:
+    """Refuse, before parsing, a body whose parse would hold more than ``budget`` bytes of objects.
+
+    The estimate counts the body itself (its strings) and each JSON structure and member, also in
+    their form-encoded spelling; it errs on the high side. Raises `TooLarge`.
+    """
+    estimate = len(body)
+    for token, cost in _COST_OF:
+        estimate += body.count(token) * cost
+        if estimate > budget:
+            raise TooLarge(f"parsing this body would take more than {budget // (1024 * 1024)} MiB before "
+                           "it is authenticated; sign it with a webhook secret")
 
 
 def decode_body(headers: Headers, body: bytes, *, form_allowed: bool) -> JsonObject:
@@ -146,19 +172,35 @@ def list_at(parent: JsonObject, key: str, path: str = "") -> Sequence[object]:
     return value
 
 
-def objects_in(parent: JsonObject, key: str, path: str = "") -> Iterator[tuple[str, JsonObject]]:
-    """Each element of the array at `parent[key]` with its JSON path; every element must be an object."""
+def objects_in(parent: JsonObject, key: str, path: str = "",
+               limit: int | None = None) -> Iterator[tuple[str, JsonObject]]:
+    """Each element of the array at `parent[key]` with its JSON path; every element must be an object.
+
+    With ``limit``, an array of more elements raises `TooLarge` before any is read.
+    """
     array_path = _join(path, key)
-    for index, item in enumerate(list_at(parent, key, path)):
+    items = list_at(parent, key, path)
+    if limit is not None and len(items) > limit:
+        raise TooLarge(f"{array_path} has {len(items)} entries; at most {limit} are read")
+    for index, item in enumerate(items):
         item_path = f"{array_path}[{index}]"
         if not isinstance(item, dict):
             raise _wrong_type(item_path, "an object")
         yield item_path, item
 
 
-def new_commit(sha: str) -> str:
-    """The commit a ref now points at: "" for the all-zero SHA that providers send on deletion."""
-    return "" if sha.strip("0") == "" else sha
+def new_commit(sha: str, path: str = "") -> str:
+    """The commit a ref now points at, lower-cased: "" for the all-zero SHA providers send on deletion.
+
+    Anything but 40 (SHA-1) or 64 (SHA-256) hexadecimal characters raises `MalformedDelivery`: the
+    value is written to a GitRepo's status, so nothing else may get there.
+    """
+    if sha.strip("0") == "":
+        return ""
+    if len(sha) not in (40, 64) or not _HEX.issuperset(sha):
+        raise MalformedDelivery(f"{path or 'the commit'} is not a commit SHA "
+                                "(40 or 64 hexadecimal characters)")
+    return sha.lower()
 
 
 def unique_urls(*candidates: str) -> tuple[str, ...]:

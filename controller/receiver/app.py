@@ -1,15 +1,19 @@
-"""The receiver's Flask app: ``POST`` on any path is a provider delivery (Ingress rewrites vary)."""
+"""The receiver's Flask app: ``POST`` on any path is a provider delivery (Ingress rewrites vary).
+
+The request has been read whole by the serving worker before this runs (see
+:mod:`controller.serving.worker`), so nothing here waits on the client.
+"""
 
 from __future__ import annotations
 
 from flask import Flask, Response, g, jsonify, request
-from werkzeug.exceptions import ClientDisconnected
 
-from controller.serving import web
-from controller.serving.errors import BodyStalled, BodyTooLarge, Throttled
+from controller.logs import safe
 from controller.providers import DELIVERY_ID_HEADERS
-from controller.receiver.limits import RateLimiter
+from controller.receiver.limits import FailureBudget, InFlight, client_address
 from controller.receiver.pipeline import Delivery, Receiver
+from controller.serving import web
+from controller.serving.errors import BodyTooLarge, ServiceError, Unavailable
 from controller.settings import Settings
 from controller.store import Store
 
@@ -19,7 +23,9 @@ def create_app(settings: Settings, store: Store) -> Flask:
     app = Flask("gitjob_webhook.receiver")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_size
     receiver = Receiver(settings, store)
-    limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+    failures = FailureBudget(settings.rate_limit, settings.rate_burst)
+    in_flight = InFlight(settings.deliveries_in_flight)
+    hops = settings.trusted_proxies if settings.trust_forwarded_for else 0
     web.install(app, "receiver", store.readiness)
     web.background(app).add(store.start, store.stop)
 
@@ -27,14 +33,23 @@ def create_app(settings: Settings, store: Store) -> Flask:
     @app.post("/", defaults={"path": ""}, provide_automatic_options=False)
     @app.post("/<path:path>", provide_automatic_options=False)
     def deliver(path: str) -> Response:
-        wait = limiter.acquire(_source(settings))
-        if wait:
-            raise Throttled("too many deliveries from this source",
-                            headers={"Retry-After": str(max(1, round(wait)))})
         headers = {name.lower(): value for name, value in request.headers.items()}
-        g.delivery_id = next((headers[name] for name in DELIVERY_ID_HEADERS if headers.get(name)), None)
-        reply = receiver.handle(Delivery(headers, _body(settings.max_body_size, settings.body_timeout)))
-        g.delivery_id = reply.body.get("delivery") or g.delivery_id
+        g.delivery_id = safe(next((headers[name] for name in DELIVERY_ID_HEADERS if headers.get(name)), None))
+        source = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), hops)
+        if not in_flight.enter():
+            raise Unavailable("the receiver is busy; retry", headers={"Retry-After": "1"})
+        try:
+            reply = receiver.handle(Delivery(headers, _body(settings.max_body_size)),
+                                    throttled=failures.exhausted(source))
+        except ServiceError as error:
+            # What fails spends the source's budget; the receiver's own trouble (5xx) does not.
+            if error.status < 500:
+                failures.spend(source)
+            raise
+        finally:
+            in_flight.leave()
+        if not reply.authenticated:
+            failures.spend(source)
         response = jsonify(reply.body)
         response.status_code = reply.status
         response.headers.update(reply.headers)
@@ -43,31 +58,11 @@ def create_app(settings: Settings, store: Store) -> Flask:
     return app
 
 
-def _body(limit: int, timeout: float) -> bytes:
-    """The raw body; 413 when it is over ``limit``, whether it has a Content-Length or is chunked.
-
-    A client that stops sending its body would otherwise hold a gunicorn thread for as long as it
-    keeps the connection open: each read from the socket times out after ``timeout`` seconds (408).
-    """
-    sock = request.environ.get("gunicorn.socket")
-    if sock is not None:
-        sock.settimeout(timeout)
-    try:
-        data = request.get_data(cache=False)
-    except (OSError, ClientDisconnected):
-        # werkzeug reports the socket timeout as a client that went away; either way, 408.
-        raise BodyStalled(f"the body stalled for {timeout:g} s (--body-timeout)",
-                          headers={"Connection": "close"}) from None
+def _body(limit: int) -> bytes:
+    """The raw body (already in memory); 413 when it is over ``limit``, announced or chunked."""
+    data = request.get_data(cache=False)
     # werkzeug refuses an over-long Content-Length, but silently cuts a chunked body at the limit:
-    # one more byte from the server's stream tells a body of exactly the limit from a longer one.
+    # one more byte from the stream tells a body of exactly the limit from a longer one.
     if len(data) >= limit and request.content_length is None and request.environ["wsgi.input"].read(1):
         raise BodyTooLarge(f"the body is over the limit of {limit} bytes (--max-body-size)")
     return data
-
-
-def _source(settings: Settings) -> str:
-    if settings.trust_forwarded_for:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return request.remote_addr or "unknown"

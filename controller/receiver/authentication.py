@@ -1,9 +1,10 @@
-"""Which secrets apply to a delivery, and whether the delivery verifies against them.
+"""Which Secrets apply to a delivery, and whether the delivery verifies against them.
 
 Precedence as in Fleet: a GitRepo's ``spec.webhookSecret`` (a Secret in its own namespace), else
 the global ``gitjob-webhook`` Secret of the controller namespace. A GitRepo whose global Secret
 does not exist has no secret: deliveries for it are accepted unauthenticated (logged and counted)
-unless ``--require-signature`` is set.
+unless ``--require-signature`` is set. A Secret the store cannot read yet is *unknown*, never
+absent: the delivery then waits (503).
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from controller.fleet.gitrepos import GitRepo
-from controller.providers.base import Headers, Provider, Verification
 from controller.fleet.secrets import GLOBAL_SECRET
+from controller.providers.base import Headers, Provider, Verification
+from controller.store import SecretUnknown
 
 ReadSecret = Callable[[str, str], Mapping[str, bytes] | None]
+
+PRE_VERIFY_LIMIT = 16
+"""Secrets a delivery is checked against before it is parsed (each costs one HMAC of the body)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -42,8 +47,12 @@ class Verdict:
     """The outcome of checking a delivery against one Secret."""
 
     secret: SecretRef
-    result: Verification | None   # None: the Secret does not exist
-    applies: bool                 # False for an absent global Secret: then no secret applies
+    result: Verification | None
+    """None: the Secret does not exist (or is unknown)."""
+    applies: bool
+    """False for an absent global Secret: then no secret applies."""
+    unknown: bool = False
+    """The Secret has not been read yet: neither present nor absent."""
 
     @property
     def verified(self) -> bool:
@@ -54,6 +63,8 @@ class Verdict:
         """Why it did not verify, in words safe to send back (no values, no per-GitRepo names)."""
         keys = " and ".join(f"'{key}'" for key in provider.secret_keys)
         whose = "the GitRepo's webhookSecret" if self.secret.per_gitrepo else "the gitjob-webhook Secret"
+        if self.unknown:
+            return f"{whose} has not been read yet"
         if self.result is None:
             return f"{whose} does not exist"
         if self.result is Verification.MISSING_SIGNATURE:
@@ -63,16 +74,42 @@ class Verdict:
         return f"the signature does not match the {keys} key of {whose}"
 
 
-def check(provider: Provider, headers: Headers, body: bytes, secrets: Iterable[SecretRef],
-          read_secret: ReadSecret) -> dict[SecretRef, Verdict]:
-    """Verify the delivery against each distinct Secret (each once)."""
-    verdicts: dict[SecretRef, Verdict] = {}
-    for ref in secrets:
-        if ref in verdicts:
-            continue
-        data = read_secret(ref.namespace, ref.name)
+class Verifier:
+    """Checks one delivery against Secrets, each at most once: an HMAC over a large body is the cost."""
+
+    def __init__(self, provider: Provider, headers: Headers, body: bytes, read_secret: ReadSecret) -> None:
+        self.provider = provider
+        self.headers = headers
+        self.body = body
+        self.read_secret = read_secret
+        self.verdicts: dict[SecretRef, Verdict] = {}
+
+    def verdict(self, ref: SecretRef) -> Verdict:
+        """The delivery checked against ``ref`` (read and checked the first time only)."""
+        found = self.verdicts.get(ref)
+        if found is None:
+            found = self.verdicts[ref] = self._check(ref)
+        return found
+
+    def verifies_before_parsing(self, refs: Iterable[SecretRef]) -> bool:
+        """Whether the raw delivery verifies against one of ``refs``, checking at most
+        :data:`PRE_VERIFY_LIMIT` Secrets that hold this provider's keys."""
+        checked = 0
+        for ref in refs:
+            verdict = self.verdict(ref)
+            if verdict.verified:
+                return True
+            if verdict.result not in (None, Verification.NO_KEY):
+                checked += 1
+                if checked >= PRE_VERIFY_LIMIT:
+                    return False
+        return False
+
+    def _check(self, ref: SecretRef) -> Verdict:
+        try:
+            data = self.read_secret(ref.namespace, ref.name)
+        except SecretUnknown:
+            return Verdict(ref, None, applies=True, unknown=True)
         if data is None:
-            verdicts[ref] = Verdict(ref, None, applies=ref.per_gitrepo)
-        else:
-            verdicts[ref] = Verdict(ref, provider.verify(headers, body, data), applies=True)
-    return verdicts
+            return Verdict(ref, None, applies=ref.per_gitrepo)
+        return Verdict(ref, self.provider.verify(self.headers, self.body, data), applies=True)

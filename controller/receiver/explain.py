@@ -1,27 +1,30 @@
 """``gitjob-webhook explain``: what one delivery would do, and for every GitRepo why (not).
 
-Offline and read-only: the delivery is parsed as the named provider and run through the
-receiver's own plan (:mod:`controller.receiver.plan`: matching, secret precedence, verification),
-so the report says what the receiver would do, not what a second implementation thinks. Nothing
-is written and no secret value is ever part of the report: Secrets appear by namespace and name,
-with whether they exist and how the delivery fares against them.
+Read-only. The answer is the receiver's own, run with ``dry_run`` (nothing written); the report per
+GitRepo comes from the receiver's plan (:mod:`controller.receiver.plan`: verification, matching,
+secret precedence). So the report says what the receiver would do, not what a second
+implementation thinks. No secret value is ever part of the report: Secrets appear by namespace and
+name, with whether they exist and how the delivery fares against them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypedDict
 
-from controller.receiver import matching
 from controller.fleet.gitrepos import GitRepo
-from controller.providers import NAMES, by_name, detect
-from controller.providers.base import (EventKind, MalformedDelivery, Provider, PushEvent, RefChange,
-                                       UnsupportedContentType, Verification, lower_headers)
-from controller.receiver.authentication import SecretRef, Verdict, check, secret_for
+from controller.fleet.urls import key_host, repo_key
+from controller.providers import HOST_OWNERS, NAMES, by_name, detect
+from controller.providers.base import (EventKind, Headers, MalformedDelivery, Provider, PushEvent, RefChange,
+                                       TooLarge, UnsupportedContentType, Verification, lower_headers)
+from controller.receiver import matching
+from controller.receiver.authentication import Verdict, Verifier, secret_for
+from controller.receiver.limits import DeliveryMemory
+from controller.receiver.pipeline import Delivery, Receiver
 from controller.receiver.plan import Plan, make_plan
+from controller.serving.errors import ServiceError
 from controller.settings import Settings
 from controller.store import Store
-from controller.fleet.urls import repo_key
 
 __all__ = ["ExplainError", "explain"]
 
@@ -49,25 +52,23 @@ class SecretReport(TypedDict):
 
 def explain(provider: str, headers: list[tuple[str, str]], body: bytes, store: Store,
             settings: Settings) -> dict[str, Any]:
-    """The report for one delivery: event, signature, predicted answer, and every GitRepo."""
+    """The report for one delivery: event, signature, the receiver's answer, and every GitRepo."""
     chosen = _provider(provider)
     lowered = lower_headers(headers)
     try:
-        event = chosen.parse(lowered, body)
-    except (MalformedDelivery, UnsupportedContentType) as error:
+        plan = make_plan(chosen, lowered, body, store, settings.namespace)
+    except (MalformedDelivery, UnsupportedContentType, TooLarge) as error:
         raise ExplainError(f"the payload is not a valid {chosen.name} delivery: {error}") from None
-    plan = make_plan(chosen, event, lowered, body, store, settings.namespace)
-    rejection = plan.rejection(chosen, settings.require_signature)
-    results = {gitrepo.ref: _gitrepo_report(gitrepo, chosen, plan, rejection, lowered, body, store, settings)
-               for gitrepo in store.gitrepos()}
+    verifier = Verifier(chosen, lowered, body, store.secret)
+    gitrepos = store.gitrepos()
     return {
         "provider": chosen.name,
         "store": store.description,
-        "warnings": _warnings(chosen, lowered, body),
-        "event": _event_report(event),
+        "warnings": _warnings(chosen, lowered, body, plan, len(gitrepos)),
+        "event": _event_report(plan.event),
         "signature": _signature_report(chosen, plan),
-        "answer": _answer(chosen, lowered, body, event, plan, rejection, results.values()),
-        "gitrepos": list(results.values()),
+        "answer": _answer(lowered, body, store, settings),
+        "gitrepos": [_gitrepo_report(gitrepo, plan, verifier, settings) for gitrepo in gitrepos],
     }
 
 
@@ -78,15 +79,23 @@ def _provider(name: str) -> Provider:
     return provider
 
 
-def _warnings(provider: Provider, headers: Mapping[str, str], body: bytes) -> list[str]:
+def _warnings(provider: Provider, headers: Headers, body: bytes, plan: Plan, count: int) -> list[str]:
+    warnings = []
+    if count == 0:
+        warnings.append("the store holds no GitRepo: every delivery matches nothing "
+                        "(offline, pass --gitrepos FILE; or point --kubeconfig at the cluster)")
     if provider.recognises(headers, body):
         detected = detect(headers, body)
         if detected is not None and detected.name != provider.name:
-            return [f"the receiver would treat this delivery as {detected.name}, not {provider.name}: "
-                    f"its headers are checked first"]
-        return []
-    return [f"the headers do not identify a {provider.name} delivery: {provider.identified_by} is missing "
-            f"(pass it with --header NAME=VALUE)"]
+            warnings.append(f"the receiver would treat this delivery as {detected.name}, not "
+                            f"{provider.name}: its headers are checked first")
+    else:
+        warnings.append(f"the headers do not identify a {provider.name} delivery: {provider.identified_by} "
+                        "is missing (pass it with --header NAME=VALUE)")
+    for key in plan.foreign_keys:
+        owner = HOST_OWNERS[key_host(key)]
+        warnings.append(f"{key} is on {owner.title}'s host: a {provider.name} delivery never speaks for it")
+    return warnings
 
 
 def _event_report(event: PushEvent) -> dict[str, Any]:
@@ -114,9 +123,15 @@ def _signature_report(provider: Provider, plan: Plan) -> dict[str, Any]:
         detail = "no secret applies: the receiver accepts it unauthenticated unless --require-signature"
     else:
         first = applying[0]
-        status = "secret-missing" if first.result is None else _SIGNATURE_STATUS[first.result]
+        status = _verdict_status(first)
         detail = first.problem(provider)
     return {"status": status, "detail": detail, "checked": checked}
+
+
+def _verdict_status(verdict: Verdict) -> str:
+    if verdict.unknown:
+        return "secret-unknown"
+    return "secret-missing" if verdict.result is None else _SIGNATURE_STATUS[verdict.result]
 
 
 def _secret_report(verdict: Verdict, applies: bool) -> SecretReport:
@@ -125,15 +140,15 @@ def _secret_report(verdict: Verdict, applies: bool) -> SecretReport:
         "source": "spec.webhookSecret" if verdict.secret.per_gitrepo else "global",
         "exists": verdict.result is not None,
         "applies": applies and verdict.applies,
-        "signature": "no-secret" if verdict.result is None else _SIGNATURE_STATUS[verdict.result],
+        "signature": "no-secret" if verdict.result is None else _verdict_status(verdict),
     }
 
 
-def _gitrepo_report(gitrepo: GitRepo, provider: Provider, plan: Plan, rejection: str | None,
-                    headers: Mapping[str, str], body: bytes, store: Store,
-                    settings: Settings) -> dict[str, Any]:
+def _gitrepo_report(gitrepo: GitRepo, plan: Plan, verifier: Verifier, settings: Settings) -> dict[str, Any]:
     key = repo_key(gitrepo.repo)
     same_repository = key is not None and key in plan.keys
+    ref = secret_for(gitrepo, settings.namespace)
+    checked = ref in plan.verdicts
     report: dict[str, Any] = {
         "namespace": gitrepo.namespace,
         "name": gitrepo.name,
@@ -147,29 +162,34 @@ def _gitrepo_report(gitrepo: GitRepo, provider: Provider, plan: Plan, rejection:
                 "tracks": (f"branch {gitrepo.tracked_branch}" if gitrepo.tracked_branch
                            else f"revision {gitrepo.revision}"),
                 "webhook_commit": gitrepo.webhook_commit},
-        "secret": _gitrepo_secret(gitrepo, provider, plan, headers, body, store, settings),
+        # Not part of the decision when unchecked (not concerned): checked here only to show how it fares.
+        "secret": _secret_report(plan.verdicts[ref] if checked else verifier.verdict(ref), applies=checked),
     }
     target = next((t for t in plan.targets if t.gitrepo.ref == gitrepo.ref), None)
     if target is not None:
-        report.update(match=True, **_target_outcome(target, plan, rejection, settings))
+        report.update(match=True, **_target_outcome(target, plan, settings))
+    elif key is not None and key in plan.foreign_keys:
+        report.update(result="not-tracked", mismatch="provider", reason=(
+            f"{key_host(key)} belongs to {HOST_OWNERS[key_host(key)].title}: a {plan.provider.name} "
+            "delivery never speaks for it"))
     elif not same_repository:
         report.update(result="not-tracked", mismatch="repository", reason=(
             f"spec.repo {gitrepo.repo!r} cannot be normalised to a repository" if key is None else
             f"another repository: {key} is not among the payload's {', '.join(plan.keys) or '(no URL)'}"))
     elif plan.event.kind is not EventKind.PUSH:
         report.update(result="ignored", mismatch="event",
-                      reason=f"{provider.name} event {plan.event.event!r} is not a push")
+                      reason=f"{plan.provider.name} event {plan.event.event!r} is not a push")
     else:
-        report.update(result="not-concerned", mismatch="ref", reason=plan.mismatches.get(
-            gitrepo.ref, "the push changed no ref"))
+        report.update(result="not-concerned", mismatch="ref", reason=matching.why_not(gitrepo, plan.event))
     return report
 
 
-def _target_outcome(target: matching.Target, plan: Plan, rejection: str | None,
-                    settings: Settings) -> dict[str, Any]:
+def _target_outcome(target: matching.Target, plan: Plan, settings: Settings) -> dict[str, Any]:
     outcome: dict[str, Any] = {"ref_change": _change_report(target.change)}
-    if rejection is not None:
-        outcome.update(result="rejected", reason=f"the receiver would answer 401: {rejection}")
+    refusal = plan.refusal(settings.require_signature)
+    if refusal is not None:
+        outcome.update(result="rejected",
+                       reason=f"the receiver would answer {refusal.status}: {refusal.message}")
     elif not plan.permitted(target, settings.require_signature):
         outcome.update(result="unauthorized", reason="the delivery does not verify against this GitRepo's "
                                                      "secret (it verifies against another one)")
@@ -180,30 +200,15 @@ def _target_outcome(target: matching.Target, plan: Plan, rejection: str | None,
     return outcome
 
 
-def _gitrepo_secret(gitrepo: GitRepo, provider: Provider, plan: Plan, headers: Mapping[str, str],
-                    body: bytes, store: Store, settings: Settings) -> SecretReport:
-    ref: SecretRef = secret_for(gitrepo, settings.namespace)
-    verdict = plan.verdicts.get(ref)
-    if verdict is not None:
-        return _secret_report(verdict, applies=True)
-    # Not part of the decision (this GitRepo is not concerned): checked only to show how it would fare.
-    return _secret_report(check(provider, headers, body, [ref], store.secret)[ref], applies=False)
-
-
-def _answer(provider: Provider, headers: Mapping[str, str], body: bytes, event: PushEvent, plan: Plan,
-            rejection: str | None, results: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The status and outcome the receiver would answer (a first delivery, Kubernetes available)."""
-    if detect(headers, body) is None:
-        return {"status": 400, "outcome": "rejected", "message": "unknown sender: no provider header"}
-    if rejection is not None:
-        return {"status": 401, "outcome": "unauthorized", "message": rejection}
-    if event.kind is EventKind.PING:
-        return {"status": 200, "outcome": "ping", "message": "pong"}
-    if event.kind is EventKind.OTHER:
-        return {"status": 200, "outcome": "ignored",
-                "message": f"{provider.name} event {event.event!r} does not trigger a sync"}
-    outcomes = [result["result"] for result in results]
-    summary = {name: outcomes.count(name) for name in ("patched", "current", "unauthorized")}
-    return {"status": 200, "outcome": "processed", "summary": summary,
-            "message": "" if plan.targets else
-            ("no GitRepo tracks this ref" if plan.candidates else "no GitRepo tracks this repository")}
+def _answer(headers: Mapping[str, str], body: bytes, store: Store, settings: Settings) -> dict[str, Any]:
+    """What the receiver itself answers a first delivery of this (Kubernetes available, nothing written)."""
+    receiver = Receiver(settings, store, DeliveryMemory(), dry_run=True)
+    try:
+        reply = receiver.handle(Delivery(headers, body))
+    except ServiceError as error:
+        return {"status": error.status, "outcome": error.code, "message": error.message}
+    answer: dict[str, Any] = {"status": reply.status, "outcome": reply.body["outcome"],
+                              "message": reply.body.get("message", "")}
+    if "summary" in reply.body:
+        answer["summary"] = reply.body["summary"]
+    return answer

@@ -1,11 +1,15 @@
-"""Per-process protections of the receiver: a token bucket per source, and a memory of deliveries.
+"""Per-process protections of the receiver: a failure budget per source, a bound on deliveries in
+flight, and a memory of deliveries already processed.
 
-Both are in memory and per worker process, which is why the server runs one worker by default.
-Both are bounded so that a flood of distinct sources or delivery ids cannot grow memory.
+None of them ever costs a delivery that verifies: the failure budget is spent only by deliveries that
+fail (4xx) or that no secret authenticated, and when it is exhausted a delivery is still served if it
+verifies before parsing. Overload of the process is answered 503 by the in-flight bound, which the
+provider retries (or the operator redelivers). All are bounded in memory.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections import OrderedDict
@@ -14,8 +18,8 @@ from collections.abc import Callable
 Clock = Callable[[], float]
 
 
-class RateLimiter:
-    """A token bucket per source key: ``rate`` tokens a second, at most ``burst`` saved up."""
+class FailureBudget:
+    """A token bucket per source of what fails: ``rate`` failures a second, at most ``burst`` saved up."""
 
     def __init__(self, rate: float, burst: int, max_sources: int = 10_000,
                  clock: Clock = time.monotonic) -> None:
@@ -26,25 +30,48 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
-    def acquire(self, source: str) -> float:
-        """Take a token; return 0 when allowed, else the seconds until one is available."""
+    def exhausted(self, source: str) -> bool:
+        """Whether the source has no failure left to spend (it is then served only if it verifies)."""
+        with self._lock:
+            tokens, _ = self._refilled(source, self._clock())
+        return tokens < 1.0
+
+    def spend(self, source: str) -> None:
+        """Record one failure (or one unauthenticated delivery) of the source."""
         now = self._clock()
         with self._lock:
-            tokens, stamp = self._buckets.pop(source, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - stamp) * self.rate)
-            wait = 0.0
-            if tokens >= 1.0:
-                tokens -= 1.0
-            else:
-                wait = (1.0 - tokens) / self.rate
-            self._buckets[source] = (tokens, now)
+            tokens, _ = self._refilled(source, now)
+            self._buckets.pop(source, None)
+            self._buckets[source] = (max(0.0, tokens - 1.0), now)
             while len(self._buckets) > self._max_sources:
                 self._buckets.popitem(last=False)
-        return wait
+
+    def _refilled(self, source: str, now: float) -> tuple[float, float]:
+        tokens, stamp = self._buckets.get(source, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - stamp) * self.rate), now
+
+
+class InFlight:
+    """At most ``limit`` deliveries at once, so that threads stay free for probes and metrics."""
+
+    def __init__(self, limit: int) -> None:
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def enter(self) -> bool:
+        """Take a slot without waiting; False when every slot is taken."""
+        return self._slots.acquire(blocking=False)
+
+    def leave(self) -> None:
+        """Give the slot back."""
+        self._slots.release()
 
 
 class DeliveryMemory:
-    """Delivery ids with the digest of their body, remembered for ``ttl`` seconds (bounded LRU)."""
+    """Digests of delivery bodies already processed, per provider, for ``ttl`` seconds (bounded LRU).
+
+    Keyed on the body, which the signature covers, not on the delivery-id header, which nothing
+    signs: a replayed push is a duplicate whatever id it is sent with.
+    """
 
     def __init__(self, ttl: float = 3600.0, max_entries: int = 50_000,
                  clock: Clock = time.monotonic) -> None:
@@ -52,25 +79,41 @@ class DeliveryMemory:
         self._max_entries = max_entries
         self._clock = clock
         self._lock = threading.Lock()
-        self._seen: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
 
-    def seen(self, provider: str, delivery_id: str, digest: str) -> bool:
-        """True when this provider's delivery id arrived with this very body within the ttl."""
-        if not delivery_id:
-            return False
+    def seen(self, provider: str, digest: str) -> bool:
+        """True when this provider's delivery with this very body was processed within the ttl."""
         now = self._clock()
         with self._lock:
-            stamp = self._seen.get((provider, delivery_id, digest))
+            stamp = self._seen.get((provider, digest))
             return stamp is not None and now - stamp < self._ttl
 
-    def remember(self, provider: str, delivery_id: str, digest: str) -> None:
+    def remember(self, provider: str, digest: str) -> None:
         """Record a delivery that was fully processed."""
-        if not delivery_id:
-            return
         now = self._clock()
         with self._lock:
-            self._seen.pop((provider, delivery_id, digest), None)
-            self._seen[(provider, delivery_id, digest)] = now
+            self._seen.pop((provider, digest), None)
+            self._seen[(provider, digest)] = now
             while self._seen and (len(self._seen) > self._max_entries
                                   or now - next(iter(self._seen.values())) >= self._ttl):
                 self._seen.popitem(last=False)
+
+
+def client_address(remote: str | None, forwarded_for: str | None, trusted_hops: int) -> str:
+    """The client a request comes from: with ``trusted_hops`` proxies in front (each appending the
+    address it saw to X-Forwarded-For), the entry that many places from the right; else the peer.
+
+    Entries left of that one are whatever the client sent, so they are never used; a header with too
+    few entries did not pass through the trusted proxies and is ignored.
+    """
+    peer = remote or "unknown"
+    if trusted_hops < 1 or not forwarded_for:
+        return peer
+    entries = [entry.strip() for entry in forwarded_for.split(",")]
+    if len(entries) < trusted_hops:
+        return peer
+    candidate = entries[-trusted_hops]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return peer

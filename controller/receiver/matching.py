@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from controller.fleet.gitrepos import GitRepo
-from controller.providers.base import PushEvent, RefChange
-from controller.fleet.urls import repo_key
+from controller.fleet.urls import key_host, repo_key
+from controller.providers import speaks_for
+from controller.providers.base import Provider, PushEvent, RefChange
 
 Lookup = Callable[[str], Sequence[GitRepo]]
 
@@ -40,6 +41,16 @@ def payload_keys(event: PushEvent) -> tuple[str, ...]:
     return tuple(dict.fromkeys(key for key in keys if key is not None))
 
 
+def spoken_for(provider: Provider, keys: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split keys into those the provider may speak for and those on another provider's SaaS host
+    (a GitLab delivery naming github.com is refused whatever its credential)."""
+    allowed: list[str] = []
+    foreign: list[str] = []
+    for key in keys:
+        (allowed if speaks_for(provider, key_host(key)) else foreign).append(key)
+    return tuple(allowed), tuple(foreign)
+
+
 def trackers(keys: Iterable[str], lookup: Lookup) -> list[GitRepo]:
     """Every GitRepo whose repository is one of ``keys``, each once, sorted by namespace/name."""
     found: dict[tuple[str, str], GitRepo] = {}
@@ -49,8 +60,17 @@ def trackers(keys: Iterable[str], lookup: Lookup) -> list[GitRepo]:
     return [found[ident] for ident in sorted(found)]
 
 
+def concerns(gitrepo: GitRepo, change: RefChange) -> bool:
+    """Whether this ref change is one the GitRepo follows (cheap: no message is built)."""
+    if change.deleted:
+        return False
+    if gitrepo.revision:
+        return change.tag is not None and change.tag == gitrepo.revision.removeprefix(_TAG_PREFIX)
+    return change.branch == gitrepo.tracked_branch
+
+
 def ref_mismatch(gitrepo: GitRepo, change: RefChange) -> str | None:
-    """Why this ref change does not concern the GitRepo, or None when it does."""
+    """Why this ref change does not concern the GitRepo, or None when it does (for explain)."""
     if gitrepo.revision:
         revision = gitrepo.revision.removeprefix(_TAG_PREFIX)
         if change.tag is not None and change.tag == revision:
@@ -67,21 +87,20 @@ def ref_mismatch(gitrepo: GitRepo, change: RefChange) -> str | None:
     return None
 
 
-def targets(event: PushEvent, candidates: Iterable[GitRepo]) -> tuple[list[Target], dict[str, str]]:
-    """Split candidate GitRepos into targets (with their change) and the reason each other is not."""
+def targets(event: PushEvent, candidates: Iterable[GitRepo]) -> list[Target]:
+    """The candidate GitRepos the push concerns, each with the first change that concerns it."""
     chosen: list[Target] = []
-    reasons: dict[str, str] = {}
     for gitrepo in candidates:
-        mismatches = []
-        for change in event.changes:
-            mismatch = ref_mismatch(gitrepo, change)
-            if mismatch is None:
-                chosen.append(Target(gitrepo, change))
-                break
-            mismatches.append(mismatch)
-        else:
-            reasons[gitrepo.ref] = "; ".join(dict.fromkeys(mismatches)) or "the push changed no ref"
-    return chosen, reasons
+        change = next((change for change in event.changes if concerns(gitrepo, change)), None)
+        if change is not None:
+            chosen.append(Target(gitrepo, change))
+    return chosen
+
+
+def why_not(gitrepo: GitRepo, event: PushEvent) -> str:
+    """Why no change of the push concerns the GitRepo, in words (built only when asked: explain)."""
+    mismatches = (ref_mismatch(gitrepo, change) for change in event.changes)
+    return "; ".join(dict.fromkeys(reason for reason in mismatches if reason)) or "the push changed no ref"
 
 
 def _describe(change: RefChange) -> str:

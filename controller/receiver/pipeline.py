@@ -1,8 +1,9 @@
-"""One delivery, start to finish: recognise, parse, match, verify, write, answer.
+"""One delivery, start to finish: recognise, plan (verify, parse, match), write, answer.
 
 No write happens before the delivery has verified against every secret that applies to what it
 would write. The pipeline never sees Flask: it takes a :class:`Delivery` and returns a
-:class:`Reply` or raises a :class:`~controller.serving.errors.ServiceError`.
+:class:`Reply` or raises a :class:`~controller.serving.errors.ServiceError`. With ``dry_run`` it
+writes nothing and says what it would have written: that is how ``explain`` predicts the answer.
 """
 
 from __future__ import annotations
@@ -16,22 +17,20 @@ from datetime import datetime, timezone
 from typing import Any
 
 from controller import metrics
-from controller.receiver import matching
-from controller.serving.errors import (MalformedRequest, NotAuthenticated, Unavailable, UnknownSender,
-                                       UnsupportedContent)
 from controller.fleet.gitrepos import GitRepo
-from controller.logs import fields
+from controller.logs import fields, safe
 from controller.providers import detect, identifying_headers
-from controller.providers.base import (EventKind, Headers, MalformedDelivery, Provider, PushEvent,
+from controller.providers.base import (EventKind, Headers, MalformedDelivery, Provider, TooLarge,
                                        UnsupportedContentType)
-from controller.receiver.plan import Plan, make_plan
+from controller.receiver import matching
 from controller.receiver.limits import DeliveryMemory
+from controller.receiver.plan import RETRY_AFTER_SECONDS, Plan, make_plan
+from controller.serving.errors import (BodyTooLarge, MalformedRequest, ServiceError, UnknownSender,
+                                       UnsupportedContent)
 from controller.settings import Settings
 from controller.store import GitRepoGone, Store, StoreError, StoreUnavailable
 
 log = logging.getLogger("gitjob_webhook.receiver")
-
-RETRY_AFTER_SECONDS = "30"
 
 
 @dataclass(frozen=True)
@@ -44,11 +43,12 @@ class Delivery:
 
 @dataclass
 class Reply:
-    """The answer: status and JSON body."""
+    """The answer: status and JSON body, and whether a secret authenticated the delivery."""
 
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    authenticated: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,86 +66,93 @@ class Receiver:
     """The receiver's core, bound to a store and settings; one per worker process."""
 
     def __init__(self, settings: Settings, store: Store, memory: DeliveryMemory | None = None,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 dry_run: bool = False) -> None:
         self.settings = settings
         self.store = store
         self.memory = memory or DeliveryMemory()
         self.now = now
+        self.dry_run = dry_run
         # Offline, the caller is the operator at the console: names are no secret to them.
         self.show_names_always = store.offline
 
-    def handle(self, delivery: Delivery) -> Reply:
-        """Process one delivery; errors are raised as ServiceError subclasses."""
+    def handle(self, delivery: Delivery, throttled: bool = False) -> Reply:
+        """Process one delivery; errors are raised as ServiceError subclasses.
+
+        ``throttled``: the source spent its failure budget; only a delivery that verifies before
+        parsing is served.
+        """
         started = time.perf_counter()
         provider = detect(delivery.headers, delivery.body)
         if provider is None:
-            metrics.DELIVERIES.labels("unknown", "", "rejected").inc()
+            metrics.DELIVERIES.labels("unknown", "", "unknown-sender").inc()
             raise UnknownSender(f"unknown sender: none of the provider headers ({identifying_headers()}) "
                                 "is present")
-        event = self._parse(provider, delivery)
+        kind = ""
         try:
-            reply = self._process(provider, event, delivery)
-        except (NotAuthenticated, Unavailable) as error:
-            metrics.DELIVERIES.labels(provider.name, event.event, error.code).inc()
+            plan = self._plan(provider, delivery, throttled)
+            kind = plan.event.kind.value
+            reply = self._process(provider, plan, delivery)
+        except ServiceError as error:
+            metrics.DELIVERIES.labels(provider.name, kind, error.code).inc()
             raise
         finally:
             metrics.DELIVERY_DURATION.labels(provider.name).observe(time.perf_counter() - started)
-        metrics.DELIVERIES.labels(provider.name, event.event, reply.body["outcome"]).inc()
+        metrics.DELIVERIES.labels(provider.name, kind, reply.body["outcome"]).inc()
         return reply
 
-    def _parse(self, provider: Provider, delivery: Delivery) -> PushEvent:
+    def _plan(self, provider: Provider, delivery: Delivery, throttled: bool) -> Plan:
         try:
-            return provider.parse(delivery.headers, delivery.body)
+            return make_plan(provider, delivery.headers, delivery.body, self.store, self.settings.namespace,
+                             throttled)
         except UnsupportedContentType as error:
-            metrics.DELIVERIES.labels(provider.name, "", "rejected").inc()
             raise UnsupportedContent(f"{provider.name}: {error}") from None
+        except TooLarge as error:
+            raise BodyTooLarge(f"{provider.name} delivery: {error}") from None
         except MalformedDelivery as error:
-            metrics.DELIVERIES.labels(provider.name, "", "rejected").inc()
             raise MalformedRequest(f"{provider.name} delivery is malformed: {error}") from None
 
-    def _process(self, provider: Provider, event: PushEvent, delivery: Delivery) -> Reply:
-        plan = make_plan(provider, event, delivery.headers, delivery.body, self.store,
-                         self.settings.namespace)
-        self._authorize(provider, event, plan)
-
+    def _process(self, provider: Provider, plan: Plan, delivery: Delivery) -> Reply:
+        event = plan.event
+        self._authorize(provider, plan)
         authenticated = plan.authenticated
         base = {"provider": provider.name, "event": event.event, "delivery": event.delivery_id,
                 "authenticated": authenticated}
         if event.kind is EventKind.PING:
             return Reply(200, {"outcome": "ping", **base, "message": "pong: the delivery was understood"
-                               + (" and verified" if authenticated else "")})
+                               + (" and verified" if authenticated else "")}, authenticated=authenticated)
         if event.kind is EventKind.OTHER:
             return Reply(200, {"outcome": "ignored", **base,
-                               "message": f"{provider.name} event {event.event!r} does not trigger a sync"})
-
+                               "message": f"{provider.name} event {event.event!r} does not trigger a sync"},
+                         authenticated=authenticated)
         digest = hashlib.sha256(delivery.body).hexdigest()
         base["refs"] = [{"ref": change.ref, "commit": change.commit} for change in event.changes]
-        if self.memory.seen(provider.name, event.delivery_id, digest):
+        if self.memory.seen(provider.name, digest):
             return Reply(200, {"outcome": "duplicate", **base,
-                               "message": "this delivery was already processed; nothing written"})
-
+                               "message": "this delivery was already processed; nothing written"},
+                         authenticated=authenticated)
         require = self.settings.require_signature
         allowed = [target for target in plan.targets if plan.permitted(target, require)]
-        results = self._write(provider, event, allowed)
+        results = self._write(provider, plan, allowed)
         results += [GitRepoResult(t.gitrepo, "unauthorized", t.change.commit, t.change.ref,
                                   "signed with another secret") for t in plan.targets if t not in allowed]
-        return self._answer(event, base, results, digest, authenticated, bool(plan.candidates))
+        return self._answer(provider, base, results, digest, authenticated, bool(plan.candidates))
 
-    def _authorize(self, provider: Provider, event: PushEvent, plan: Plan) -> None:
-        problem = plan.rejection(provider, self.settings.require_signature)
-        if problem is not None:
-            log.warning("delivery rejected", extra=fields(
-                provider=provider.name, event=event.event, delivery=event.delivery_id,
-                secrets=[str(v.secret) for v in plan.applying], reason=problem))
-            raise NotAuthenticated(problem)
+    def _authorize(self, provider: Provider, plan: Plan) -> None:
+        refusal = plan.refusal(self.settings.require_signature)
+        if refusal is not None:
+            # One field of what the client sent, cut short; the rest is ours.
+            log.warning("delivery refused", extra=fields(
+                provider=provider.name, delivery=safe(plan.event.delivery_id), status=refusal.status,
+                secrets=[str(v.secret) for v in plan.applying][:5], reason=refusal.message))
+            raise refusal
         if not plan.applying:
             metrics.UNAUTHENTICATED.labels(provider.name).inc()
             log.warning("unauthenticated delivery accepted: no secret applies; create the "
                         "gitjob-webhook Secret or set spec.webhookSecret", extra=fields(
-                            provider=provider.name, event=event.event, delivery=event.delivery_id))
+                            provider=provider.name, delivery=safe(plan.event.delivery_id)))
 
-    def _write(self, provider: Provider, event: PushEvent,
-               targets: list[matching.Target]) -> list[GitRepoResult]:
+    def _write(self, provider: Provider, plan: Plan, targets: list[matching.Target]) -> list[GitRepoResult]:
         results: list[GitRepoResult] = []
         unavailable = ""
         for target in targets:
@@ -156,6 +163,9 @@ class Receiver:
             if unavailable:
                 # The API server already failed this delivery: do not spend the sender's timeout again.
                 results.append(GitRepoResult(gitrepo, "failed", change.commit, change.ref, unavailable))
+                continue
+            if self.dry_run:
+                results.append(GitRepoResult(gitrepo, "patched", change.commit, change.ref))
                 continue
             try:
                 self.store.patch_status(gitrepo, change.commit, self.now())
@@ -172,14 +182,16 @@ class Receiver:
             # No delivery id in the message: identical pushes (redeliveries) then aggregate into one Event.
             self.store.record_event(gitrepo, "WebhookReceived",
                                     f"{provider.name} push to {change.ref} at {change.commit[:12]}")
-        for result in results:
-            metrics.GITREPO_PATCHES.labels(result.result).inc()
-            log.info("gitrepo", extra=fields(gitrepo=result.gitrepo.ref, result=result.result,
-                                             commit=result.commit, ref=result.ref,
-                                             delivery=event.delivery_id, detail=result.detail or None))
+        if not self.dry_run:
+            for result in results:
+                metrics.GITREPO_PATCHES.labels(result.result).inc()
+                log.info("gitrepo", extra=fields(gitrepo=result.gitrepo.ref, result=result.result,
+                                                 commit=result.commit, ref=result.ref,
+                                                 delivery=safe(plan.event.delivery_id),
+                                                 detail=result.detail or None))
         return results
 
-    def _answer(self, event: PushEvent, base: dict[str, Any], results: list[GitRepoResult], digest: str,
+    def _answer(self, provider: Provider, base: dict[str, Any], results: list[GitRepoResult], digest: str,
                 authenticated: bool, tracked: bool) -> Reply:
         counts = {name: sum(1 for r in results if r.result == name)
                   for name in ("patched", "current", "failed", "unauthorized")}
@@ -193,9 +205,10 @@ class Receiver:
                                "no GitRepo tracks this repository") + \
                 "; `gitjob-webhook explain` shows why for each GitRepo"
         if counts["failed"]:
-            # Not remembered as seen: the provider's redelivery (same id, same body) must retry.
+            # Not remembered as seen: the provider's redelivery (same body) must retry.
             body["outcome"] = "unavailable"
             body["message"] = "Kubernetes did not accept every status patch; redeliver to retry"
-            return Reply(503, body, {"Retry-After": RETRY_AFTER_SECONDS})
-        self.memory.remember(base["provider"], event.delivery_id, digest)
-        return Reply(200, body)
+            return Reply(503, body, {"Retry-After": RETRY_AFTER_SECONDS}, authenticated)
+        if not self.dry_run:
+            self.memory.remember(provider.name, digest)
+        return Reply(200, body, authenticated=authenticated)

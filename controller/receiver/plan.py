@@ -1,47 +1,57 @@
 """What a delivery would do, decided without writing anything.
 
-Which GitRepos track the pushed repository, which of them the push concerns, which secrets apply
-and whether the delivery verifies against them. The pipeline acts on a :class:`Plan`; ``explain``
-reports one. Keeping the decision here is what makes ``explain`` tell the truth about the receiver.
+In order, so that an unauthenticated body costs as little as possible: the raw bytes are checked
+against the Secrets the store holds (before any parsing); a delivery that verified against none is
+parsed only within a budget; then the GitRepos tracking the pushed repository are looked up, those
+the push concerns are chosen, and the delivery is checked against each Secret that applies to
+them. The pipeline acts on a :class:`Plan`; ``explain`` reports one. Keeping the decision here is
+what makes ``explain`` tell the truth about the receiver.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from controller.receiver import matching
 from controller.fleet.gitrepos import GitRepo
-from controller.providers.base import EventKind, Headers, Provider, PushEvent
-from controller.receiver.authentication import ReadSecret, SecretRef, Verdict, check, secret_for
 from controller.fleet.secrets import GLOBAL_SECRET
+from controller.providers.base import EventKind, Headers, Provider, PushEvent
+from controller.providers.payloads import check_parse_budget
+from controller.receiver import matching
+from controller.receiver.authentication import SecretRef, Verdict, Verifier, secret_for
+from controller.serving.errors import NotAuthenticated, ServiceError, Throttled, Unavailable
 from controller.store import Store
 
 REQUIRE_SIGNATURE_PROBLEM = ("no secret is configured for this repository and --require-signature is set: "
                              "create the gitjob-webhook Secret or a GitRepo webhookSecret")
+UNAUTHENTICATED_PARSE_BUDGET = 16 * 1024 * 1024
+"""Bytes of Python objects a delivery that has not verified may cost to parse (estimated first)."""
+RETRY_AFTER_SECONDS = "30"
 
 
 @dataclass(frozen=True)
 class Plan:
-    """The receiver's decision about one parsed delivery, before any write."""
+    """The receiver's decision about one delivery, before any write."""
 
+    provider: Provider
     event: PushEvent
     namespace: str
     """The controller namespace, home of the global Secret."""
     keys: tuple[str, ...]
-    """Normalised repository keys of the payload's URLs."""
+    """Normalised repository keys of the payload's URLs that the provider may speak for."""
+    foreign_keys: tuple[str, ...]
+    """Keys on another provider's SaaS host: never looked up."""
     candidates: tuple[GitRepo, ...]
     """GitRepos tracking one of ``keys``."""
     targets: tuple[matching.Target, ...]
     """Candidates the push concerns, each with the ref change that concerns it."""
-    mismatches: Mapping[str, str]
-    """``namespace/name`` of each other candidate → why the push does not concern it (pushes only)."""
-    verdicts: Mapping[SecretRef, Verdict]
+    verdicts: dict[SecretRef, Verdict]
     """The delivery checked against each Secret that applies (see :func:`secrets_to_check`)."""
+    verified_before_parsing: bool
+    """It verified against a Secret the store holds before its body was parsed."""
 
     @property
     def authenticated(self) -> bool:
-        """The delivery verified against at least one Secret."""
+        """The delivery verified against a Secret that applies."""
         return any(verdict.verified for verdict in self.verdicts.values())
 
     @property
@@ -53,13 +63,21 @@ class Plan:
         """The verdict of the GitRepo's own Secret, when it was checked."""
         return self.verdicts.get(secret_for(gitrepo, self.namespace))
 
-    def rejection(self, provider: Provider, require_signature: bool) -> str | None:
-        """The 401 message when the delivery as a whole must be refused, else None."""
+    def refusal(self, require_signature: bool) -> ServiceError | None:
+        """Why the delivery as a whole is refused (401, or 503 for a Secret not read yet), else None."""
         applying = self.applying
+        if self.authenticated and not (self.targets and self._waiting_targets()):
+            return None
+        unknown = [verdict for verdict in applying if verdict.unknown]
+        if unknown:
+            return Unavailable(f"{self.provider.name} delivery cannot be authenticated yet: "
+                               f"{unknown[0].problem(self.provider)}; retry",
+                               headers={"Retry-After": RETRY_AFTER_SECONDS})
         if applying and not self.authenticated:
-            return f"{provider.name} delivery not authenticated: {applying[0].problem(provider)}"
+            return NotAuthenticated(f"{self.provider.name} delivery not authenticated: "
+                                    f"{applying[0].problem(self.provider)}")
         if not applying and require_signature:
-            return REQUIRE_SIGNATURE_PROBLEM
+            return NotAuthenticated(REQUIRE_SIGNATURE_PROBLEM)
         return None
 
     def permitted(self, target: matching.Target, require_signature: bool) -> bool:
@@ -68,6 +86,11 @@ class Plan:
         if verdict is not None and verdict.applies:
             return verdict.verified
         return not require_signature
+
+    def _waiting_targets(self) -> bool:
+        """A target whose Secret is unknown: writing the others now would make a redelivery skip it."""
+        return any((verdict := self.verdict_for(target.gitrepo)) is not None and verdict.unknown
+                   for target in self.targets)
 
 
 def secrets_to_check(targets: tuple[matching.Target, ...], candidates: tuple[GitRepo, ...],
@@ -82,16 +105,25 @@ def secrets_to_check(targets: tuple[matching.Target, ...], candidates: tuple[Git
         [secret_for(gitrepo, namespace) for gitrepo in candidates if gitrepo.webhook_secret]
 
 
-def make_plan(provider: Provider, event: PushEvent, headers: Headers, body: bytes, store: Store,
-              namespace: str) -> Plan:
-    """Match the event against the store's GitRepos and check it against the Secrets that apply."""
-    keys = matching.payload_keys(event)
+def make_plan(provider: Provider, headers: Headers, body: bytes, store: Store, namespace: str,
+              throttled: bool = False) -> Plan:
+    """Verify what can be verified, parse, match, and check the Secrets that apply.
+
+    Raises the provider's `MalformedDelivery`, `UnsupportedContentType` or `TooLarge`, or
+    `Throttled` when the source is over its failure budget and the delivery did not verify first.
+    """
+    verifier = Verifier(provider, headers, body, store.secret)
+    held = [SecretRef(ns, name, per_gitrepo=(ns, name) != (namespace, GLOBAL_SECRET))
+            for ns, name in store.webhook_secrets()]
+    verified_first = verifier.verifies_before_parsing(held)
+    if not verified_first:
+        if throttled:
+            raise Throttled("too many failed deliveries from this source",
+                            headers={"Retry-After": "10"})
+        check_parse_budget(body, UNAUTHENTICATED_PARSE_BUDGET)
+    event = provider.parse(headers, body)
+    keys, foreign = matching.spoken_for(provider, matching.payload_keys(event))
     candidates = tuple(matching.trackers(keys, store.gitrepos_for))
-    targets: tuple[matching.Target, ...] = ()
-    mismatches: dict[str, str] = {}
-    if event.kind is EventKind.PUSH:
-        chosen, mismatches = matching.targets(event, candidates)
-        targets = tuple(chosen)
-    read: ReadSecret = store.secret
-    verdicts = check(provider, headers, body, secrets_to_check(targets, candidates, namespace), read)
-    return Plan(event, namespace, keys, candidates, targets, mismatches, verdicts)
+    targets = tuple(matching.targets(event, candidates)) if event.kind is EventKind.PUSH else ()
+    checked = {ref: verifier.verdict(ref) for ref in secrets_to_check(targets, candidates, namespace)}
+    return Plan(provider, event, namespace, keys, foreign, candidates, targets, checked, verified_first)

@@ -23,6 +23,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 from controller.logs import fields
+from controller.serving.worker import RequestLimits, worker_class
 from controller.settings import Listen, Settings
 
 log = logging.getLogger(__name__)
@@ -79,13 +80,15 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         return self.factory()
 
 
-def gunicorn_options(settings: Settings, listen: Listen, name: str,
+def gunicorn_options(settings: Settings, listen: Listen, name: str, max_body: int,
                      ssl_context: ssl.SSLContext | None = None) -> dict[str, Any]:
-    """gunicorn settings for one listener."""
+    """gunicorn settings for one listener, whose requests may carry at most ``max_body`` bytes."""
+    limits = RequestLimits(max_body=max_body, timeout=settings.request_timeout,
+                           buffer_budget=max(64 * 1024 * 1024, 2 * max_body + 1024 * 1024))
     options: dict[str, Any] = {
         "bind": [str(listen)],
         "workers": settings.workers,
-        "worker_class": "gthread",
+        "worker_class": worker_class(limits),
         "threads": settings.threads,
         "graceful_timeout": max(1, round(settings.graceful_timeout)),
         # The worker heartbeat: a request never legitimately takes this long (patches give up at 8 s).

@@ -27,6 +27,14 @@ class StoreUnavailable(StoreError):
     """Kubernetes did not accept a write within the deadline (the receiver answers 503)."""
 
 
+class SecretUnknown(StoreError):
+    """The Secret has not been read yet (cache not synced, list failing, watch forbidden).
+
+    Unknown is never absent: an absent Secret lets a delivery through unauthenticated, an unknown
+    one makes it wait (503) until the Secret can be read.
+    """
+
+
 class GitRepoGone(StoreError):
     """The GitRepo was deleted between matching and writing."""
 
@@ -58,7 +66,13 @@ class Store(Protocol):
         """The GitRepos whose normalised repository URL is ``key`` (see :mod:`controller.fleet.urls`)."""
 
     def secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
-        """The decoded data of a Secret the service watches, or None when it does not exist."""
+        """The decoded data of a webhook Secret, or None when it does not exist.
+
+        Raises :class:`SecretUnknown` when the cache cannot say (not read yet, or not readable).
+        """
+
+    def webhook_secrets(self) -> Sequence[tuple[str, str]]:
+        """The Secrets deliveries are verified with: the global one, then each one a GitRepo names."""
 
     def patch_status(self, gitrepo: GitRepo, commit: str, when: datetime) -> GitRepo:
         """Write ``status.webhookCommit`` and ``status.lastWebhookTime``; return the updated GitRepo."""

@@ -1,9 +1,9 @@
 """The Kubernetes store: watch-fed caches of GitRepos and webhook Secrets, status patches, Events.
 
 Reads never reach the API server: GitRepos come from one cluster-wide list+watch, indexed by
-repository key; Secrets from one watch per Secret the service needs (the global ``gitjob-webhook``
-and, for the receiver, each Secret a GitRepo names in ``spec.webhookSecret``), each scoped by
-``fieldSelector=metadata.name=…`` so no other Secret is ever listed or held.
+repository key; Secrets from :class:`~controller.store.secrets.SecretCache`, each read by name (the
+global ``gitjob-webhook`` and, for the receiver, each Secret a GitRepo names in
+``spec.webhookSecret``), so no other Secret is ever listed or held.
 
 Writes are merge patches retried with jittered backoff on 429, 5xx and connection errors until
 ``--patch-deadline``; what still fails raises :class:`~controller.store.StoreUnavailable`.
@@ -23,19 +23,18 @@ from controller import metrics
 from controller.fleet.gitrepos import DEFAULTED_ANNOTATION, GitRepo
 from controller.logs import fields
 from controller.settings import Settings
-from controller.fleet.secrets import GLOBAL_SECRET, decode_data
+from controller.fleet.secrets import GLOBAL_SECRET
 from controller.store import GitRepoGone, StoreError, StoreUnavailable, timestamp
 from controller.store.events import EventRecorder
 from controller.store.index import GitRepoIndex
-from controller.store.kubeapi import GITREPOS, MERGE_PATCH, ApiError, KubeApi, gitrepo_path, secrets_path
+from controller.store.kubeapi import GITREPOS, MERGE_PATCH, ApiError, KubeApi, gitrepo_path
 from controller.store.kubeclient import KubeConfigError, api_client
 from controller.store.lease import LeaderElector
 from controller.store.reflector import Backoff, Collection, JsonObject, Reflector
+from controller.store.secrets import SecretCache, SecretKey
 
 log = logging.getLogger(__name__)
 
-SecretKey = tuple[str, str]
-SecretValue = tuple[SecretKey, dict[str, bytes]]
 R = TypeVar("R")
 
 
@@ -52,10 +51,9 @@ class KubeStore:
         self.per_gitrepo_secrets = per_gitrepo_secrets
         self.index = GitRepoIndex()
         self.events = EventRecorder(api)
+        self.secrets = SecretCache(api, settings.resync_period)
         self._lock = threading.Lock()
-        self._secrets: dict[SecretKey, dict[str, bytes]] = {}
         self._secret_refs: Counter[SecretKey] = Counter()
-        self._secret_reflectors: dict[SecretKey, Reflector[SecretValue | None]] = {}
         self._gitrepo_reflector = Reflector(
             "gitrepos", api, Collection(GITREPOS), GitRepo.from_object, self._replace_gitrepos,
             self._gitrepo_event, settings.resync_period)
@@ -77,40 +75,36 @@ class KubeStore:
         return f"kubernetes ({self.source}, controller namespace {self.settings.namespace})"
 
     def start(self) -> None:
-        """Start the GitRepo and global Secret watches and the event recorder (idempotent)."""
+        """Start the GitRepo and Secret caches and the event recorder (idempotent)."""
         if self._started:
             return
         self._started = True
         self.events.start()
-        with self._lock:
-            self._watch_secret(self._global)
+        self.secrets.start(self._global)
         self._gitrepo_reflector.start()
 
     def stop(self) -> None:
         """Stop every watch and the event recorder."""
         self._gitrepo_reflector.stop()
-        with self._lock:
-            reflectors = list(self._secret_reflectors.values())
-        for reflector in reflectors:
-            reflector.stop()
+        self.secrets.stop()
         self.events.stop()
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once the GitRepos and the global Secret are cached and every other Secret was tried.
 
-        A Secret a GitRepo names but the service may not read (RBAC) or that fails to list must not
-        hold the whole receiver unready: deliveries for that GitRepo are refused (fail closed) and
-        the failing watch is logged, while every other GitRepo is served.
+        A Secret a GitRepo names but the service cannot read (RBAC, failing) does not hold the whole
+        receiver unready: it stays unknown, so deliveries for that GitRepo wait (503) while every
+        other GitRepo is served; the reason text names it.
         """
         if not self._gitrepo_reflector.synced.is_set():
             return False, "GitRepo cache not synced yet"
-        with self._lock:
-            waiting = [f"{ns}/{name}" for (ns, name), reflector in self._secret_reflectors.items()
-                       if not (reflector.synced.is_set() if (ns, name) == self._global
-                               else reflector.attempted.is_set())]
+        waiting = self.secrets.waiting()
         if waiting:
             return False, "Secret cache not synced yet: " + ", ".join(sorted(waiting)[:5])
-        return True, f"caches synced ({len(self.index)} GitRepos)"
+        unreadable = self.secrets.unreadable()
+        detail = f"; {len(unreadable)} Secret(s) not readable: {', '.join(unreadable[:5])}" \
+            if unreadable else ""
+        return True, f"caches synced ({len(self.index)} GitRepos){detail}"
 
     def gitrepos(self) -> Sequence[GitRepo]:
         """Every cached GitRepo."""
@@ -121,9 +115,15 @@ class KubeStore:
         return self.index.for_key(key)
 
     def secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
-        """A watched Secret's data; None when it does not exist (or is not watched)."""
+        """A read Secret's data; None when it is known not to exist; SecretUnknown otherwise."""
+        return self.secrets.get((namespace, name))
+
+    def webhook_secrets(self) -> Sequence[tuple[str, str]]:
+        """The global Secret, then each Secret a GitRepo names."""
         with self._lock:
-            return self._secrets.get((namespace, name))
+            named = sorted(key for key, count in self._secret_refs.items()
+                           if count > 0 and key != self._global)
+        return [self._global, *named]
 
     def patch_status(self, gitrepo: GitRepo, commit: str, when: datetime) -> GitRepo:
         """Merge-patch ``status.webhookCommit`` and ``status.lastWebhookTime`` on the /status subresource."""
@@ -211,56 +211,15 @@ class KubeStore:
                     self._secret_refs[after] += 1
                 self._sync_secret_watches()
 
-    # Secret watches (callers hold self._lock)
-
     def _sync_secret_watches(self) -> None:
-        if not self.per_gitrepo_secrets or not self._started:
-            return
-        wanted = {key for key, count in self._secret_refs.items() if count > 0} | {self._global}
-        for key in wanted - self._secret_reflectors.keys():
-            self._watch_secret(key)
-        for key in self._secret_reflectors.keys() - wanted:
-            self._secret_reflectors.pop(key).stop()
-            self._secrets.pop(key, None)
+        # Callers hold self._lock.
         self._secret_refs = Counter({key: count for key, count in self._secret_refs.items() if count > 0})
-
-    def _watch_secret(self, key: SecretKey) -> None:
-        namespace, name = key
-
-        def replace(values: list[SecretValue | None]) -> None:
-            found = next((value for value in values if value is not None), None)
-            with self._lock:
-                if found is None:
-                    self._secrets.pop(key, None)
-                else:
-                    self._secrets[key] = found[1]
-
-        def event(kind: str, value: SecretValue | None) -> None:
-            with self._lock:
-                if kind == "DELETED" or value is None:
-                    self._secrets.pop(key, None)
-                else:
-                    self._secrets[key] = value[1]
-
-        reflector: Reflector[SecretValue | None] = Reflector(
-            f"secret {namespace}/{name}", self.api,
-            Collection(secrets_path(namespace), field_selector=f"metadata.name={name}"),
-            _secret_value, replace, event, self.settings.resync_period)
-        self._secret_reflectors[key] = reflector
-        reflector.start()
+        if self.per_gitrepo_secrets:
+            self.secrets.want(self._secret_refs)
 
 
 def _secret_ref(gitrepo: GitRepo) -> SecretKey:
     return (gitrepo.namespace, gitrepo.webhook_secret)
-
-
-def _secret_value(obj: JsonObject) -> SecretValue | None:
-    metadata = obj.get("metadata") or {}
-    decoded = decode_data(obj)
-    for key in sorted(decoded.bad):
-        log.warning("secret value cannot be decoded; key ignored",
-                    extra=fields(secret=f"{metadata.get('namespace')}/{metadata.get('name')}", key=key))
-    return (str(metadata.get("namespace") or ""), str(metadata.get("name") or "")), dict(decoded.values)
 
 
 def _version(gitrepo: GitRepo) -> int:

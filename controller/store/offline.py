@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from controller.fleet.gitrepos import API_VERSION, DEFAULTED_ANNOTATION, GitRepo
-from controller.fleet.secrets import decode_data
+from controller.fleet.secrets import CONTROLLER_NAMESPACE, GLOBAL_SECRET, decode_data
 from controller.logs import fields
 from controller.store import GitRepoGone, StoreError, timestamp
 from controller.store.index import GitRepoIndex
@@ -37,7 +37,8 @@ def _secret_values(obj: Mapping[str, Any], where: str) -> dict[str, bytes]:
 class OfflineStore:
     """An in-memory :class:`~controller.store.Store` loaded from GitRepo and Secret objects."""
 
-    def __init__(self, objects: Iterable[Mapping[str, Any]], source: str = "(none)") -> None:
+    def __init__(self, objects: Iterable[Mapping[str, Any]], source: str = "(none)",
+                 namespace: str = CONTROLLER_NAMESPACE) -> None:
         self._lock = threading.Lock()
         self._objects: dict[tuple[str, str], dict[str, Any]] = {}
         self._secrets: dict[tuple[str, str], dict[str, bytes]] = {}
@@ -47,12 +48,13 @@ class OfflineStore:
             self._add(obj, f"{source}: document {number}")
         self._index.replace_all(GitRepo.from_object(obj) for obj in self._objects.values())
         self._source = source
+        self._namespace = namespace
 
     @classmethod
-    def from_file(cls, path: str | None) -> OfflineStore:
+    def from_file(cls, path: str | None, namespace: str = CONTROLLER_NAMESPACE) -> OfflineStore:
         """Load a multi-document YAML file (``kind: List`` documents are unpacked); None → empty."""
         if path is None:
-            return cls([], "no file")
+            return cls([], "no file", namespace)
         try:
             with open(path, encoding="utf-8") as handle:
                 documents = list(yaml.safe_load_all(handle))
@@ -70,7 +72,7 @@ class OfflineStore:
                 objects.extend(item for item in document.get("items") or [] if isinstance(item, Mapping))
             else:
                 objects.append(document)
-        return cls(objects, path)
+        return cls(objects, path, namespace)
 
     @property
     def description(self) -> str:
@@ -105,6 +107,12 @@ class OfflineStore:
         """A loaded Secret's data."""
         with self._lock:
             return self._secrets.get((namespace, name))
+
+    def webhook_secrets(self) -> Sequence[tuple[str, str]]:
+        """The global Secret, then every Secret a GitRepo names, each once."""
+        own = (self._namespace, GLOBAL_SECRET)
+        named = sorted({(g.namespace, g.webhook_secret) for g in self._index.all() if g.webhook_secret})
+        return [own, *(ref for ref in named if ref != own)]
 
     def patch_status(self, gitrepo: GitRepo, commit: str, when: datetime) -> GitRepo:
         """Set the webhook status fields on the in-memory object."""

@@ -41,7 +41,7 @@ def open_store(settings: Settings, role: str = "receiver", environ: Mapping[str,
         raise StoreError("--store kubernetes: no cluster configured (no --kubeconfig, no in-cluster "
                          "service account, no $KUBECONFIG or ~/.kube/config)")
     if source is None:
-        return OfflineStore.from_file(settings.gitrepos)
+        return OfflineStore.from_file(settings.gitrepos, settings.namespace)
     from controller.store.kube import KubeStore
     return KubeStore.connect(settings, source, per_gitrepo_secrets=role != "admission")
 

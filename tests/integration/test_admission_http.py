@@ -58,12 +58,18 @@ def test_another_method_is_405_naming_post(admission, path):
     pytest.param(b"{not json", "JSON", id="not JSON"),
     pytest.param(json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}), "request",
                  id="no request"),
-    pytest.param(b"x" * (3 * 1024 * 1024 + 1), "over", id="oversized"),
 ])
 def test_a_malformed_review_is_400_with_the_reason(admission, data, reason):
     answer = _post(admission, "/validate/secrets", data)
     assert answer.status_code == 400
     assert answer.json()["error"] == "bad-review" and reason in answer.json()["message"]
+
+
+def test_a_review_larger_than_the_api_server_sends_is_413_before_it_is_read(admission):
+    """The API server never sends more than 3 MiB; the answer comes before the body is read."""
+    answer = _post(admission, "/validate/secrets", b"x" * (3 * 1024 * 1024 + 1))
+    assert answer.status_code == 413
+    assert answer.json()["error"] == "payload-too-large" and "limit" in answer.json()["message"]
 
 
 def test_each_review_is_one_request_log_line(admission):

@@ -124,9 +124,12 @@ def test_a_webhook_received_event_is_recorded_on_each_patched_gitrepo(emulator, 
 def test_a_second_delivery_of_the_same_commit_reports_current_and_writes_nothing(emulator, cluster_receiver):
     assert _push(cluster_receiver.receiver, delivery="first").json()["summary"]["patched"] == 2
     patches = sum(1 for r in emulator.requests if r.method == "PATCH")
-    # The patch answers update the cache at once, before the watch brings the same change.
-    again = _push(cluster_receiver.receiver, delivery="second").json()
+    # The patch answers update the cache at once, before the watch brings the same change. Another
+    # push (another body) of the same commit is then current; the same body again, a duplicate.
+    other_push = BODY.replace(b'"ref":', b'"pusher":{"name":"b"},"ref":')
+    again = _push(cluster_receiver.receiver, body=other_push, delivery="second").json()
     assert again["summary"] == {"patched": 0, "current": 2, "failed": 0, "unauthorized": 0}
+    assert _push(cluster_receiver.receiver, delivery="third").json()["outcome"] == "duplicate"
     assert sum(1 for r in emulator.requests if r.method == "PATCH") == patches
 
 

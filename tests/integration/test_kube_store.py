@@ -8,7 +8,7 @@ import pytest
 
 from controller.fleet.gitrepos import GitRepo
 from controller.settings import Settings
-from controller.store import GitRepoGone, StoreUnavailable
+from controller.store import GitRepoGone, SecretUnknown, StoreUnavailable
 from controller.store.kube import KubeStore
 from controller.fleet.urls import repo_key
 from support.waiting import wait_for
@@ -119,7 +119,8 @@ def test_only_referenced_secrets_are_watched_never_all_secrets(emulator, store):
     emulator.create(secret("unrelated", namespace="fleet-default", password="do-not-read"))
     kube = store()
     wait_for(lambda: _ready(kube))
-    assert kube.secret("fleet-default", "team-a-hook") is None
+    with pytest.raises(SecretUnknown):   # named by no GitRepo: never read, so not known
+        kube.secret("fleet-default", "team-a-hook")
     emulator.create(gitrepo("team-a", webhookSecret="team-a-hook"))
     wait_for(
         lambda: kube.secret("fleet-default", "team-a-hook") == {"github": b"a"},
@@ -128,7 +129,8 @@ def test_only_referenced_secrets_are_watched_never_all_secrets(emulator, store):
     secret_requests = [r for r in emulator.requests if "/secrets" in r.path]
     assert secret_requests
     assert all(r.query.get("fieldSelector", "").startswith("metadata.name=") for r in secret_requests)
-    assert kube.secret("fleet-default", "unrelated") is None
+    with pytest.raises(SecretUnknown):
+        kube.secret("fleet-default", "unrelated")
 
 
 def test_the_admission_store_watches_only_the_global_secret(emulator, kubeconfig_path):
@@ -243,12 +245,14 @@ def _count(emulator, method: str, path: str, watch: bool | None = None) -> int:
     )
 
 
-def test_a_gitrepo_secret_the_service_cannot_read_does_not_hold_readiness(emulator, store):
+def test_a_gitrepo_secret_the_service_cannot_read_is_unknown_and_does_not_hold_readiness(emulator, store):
     emulator.create(gitrepo("locked", webhookSecret="forbidden-hook"))
     emulator.fail_next("GET", r"/api/v1/namespaces/fleet-default/secrets$", 403, count=10_000)
     kube = store()
     wait_for(lambda: _ready(kube), message="ready despite the forbidden Secret")
-    assert kube.secret("fleet-default", "forbidden-hook") is None
+    with pytest.raises(SecretUnknown):   # unknown, never absent: its deliveries wait (503)
+        kube.secret("fleet-default", "forbidden-hook")
+    assert "fleet-default/forbidden-hook" in kube.readiness()[1]
 
 
 def test_readiness_waits_for_the_global_secret(emulator, store):

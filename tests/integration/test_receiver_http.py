@@ -85,8 +85,8 @@ def _push_with_commit(commit: str) -> bytes:
     return json.dumps(payload).encode()
 
 
-def _signature(data: bytes) -> str:
-    return "sha256=" + hmac.new(GITHUB_KEY, data, hashlib.sha256).hexdigest()
+def _signature(data: bytes, key: bytes = GITHUB_KEY) -> str:
+    return "sha256=" + hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
 def _github(
@@ -182,17 +182,18 @@ def test_a_text_plain_body_is_415(shared):
     assert response.status_code == 415
 
 
-def test_deliveries_over_the_rate_limit_are_429_with_retry_after(tmp_path_factory):
-    limited = _start(tmp_path_factory, "--rate-limit", "1", "--rate-burst", "2")
+def test_failures_over_the_budget_are_429_and_a_verified_delivery_still_passes(tmp_path_factory):
+    limited = _start(tmp_path_factory, "--rate-limit", "0.01", "--rate-burst", "2")
     try:
-        headers = {"X-GitHub-Event": "zen", "X-Hub-Signature-256": _signature(b"{}")}
-        statuses = [_send("POST", limited.receiver, data=b"{}", headers=headers) for _ in range(4)]
+        bad = {"X-GitHub-Event": "zen", "X-Hub-Signature-256": _signature(b"{}", b"wrong")}
+        failures = [_send("POST", limited.receiver, data=b"{}", headers=bad) for _ in range(4)]
+        good = {"X-GitHub-Event": "zen", "X-Hub-Signature-256": _signature(b"{}")}
+        verified = _send("POST", limited.receiver, data=b"{}", headers=good)
     finally:
         limited.stop()
-    assert [response.status_code for response in statuses][:2] == [200, 200]
-    refused = [response for response in statuses if response.status_code == 429]
-    assert refused, [response.status_code for response in statuses]
-    assert int(refused[0].headers["Retry-After"]) >= 1
+    assert [response.status_code for response in failures] == [401, 401, 429, 429]
+    assert int(failures[-1].headers["Retry-After"]) >= 1
+    assert verified.status_code == 200, verified.text
 
 
 @pytest.mark.parametrize("path", ["/", "/gitjob", "/a/b/c"])
@@ -264,9 +265,9 @@ def test_a_raw_request_with_a_bad_content_length_is_a_4xx_not_a_crash(shared):
     assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
 
 
-def test_a_client_that_stalls_its_body_frees_the_worker_thread(start_receiver):
-    """With one thread, a stalled body would block every other delivery; it gets 408 instead."""
-    started = start_receiver("--threads", "1", "--body-timeout", "1")
+def test_a_client_that_stalls_its_body_holds_no_worker_thread(start_receiver):
+    """With one thread, a stalled body would block every other request; it gets 408 instead."""
+    started = start_receiver("--threads", "1", "--request-timeout", "1")
     port = int(started.receiver.rsplit(":", 1)[1])
     stalled = socket.create_connection(("127.0.0.1", port), timeout=10)
     stalled.sendall(

@@ -43,6 +43,8 @@ def burst_receiver(emulator, kubeconfig_path, run_service):
         "--rate-burst",
         "100000",
         "--threads",
+        "18",
+        "--max-in-flight",
         "16",
     )
     started.receiver = f"http://127.0.0.1:{port}"

@@ -72,7 +72,7 @@ AZURE_FORMS = [
 
 @pytest.mark.parametrize("url", AZURE_FORMS)
 def test_every_azure_devops_form_gives_one_key(url: str) -> None:
-    assert repo_key(url) == "azure-devops/org/proj/repo"
+    assert repo_key(url) == "dev.azure.com/org/proj/repo"
 
 
 @pytest.mark.parametrize(
@@ -97,7 +97,7 @@ def test_every_azure_devops_form_gives_one_key(url: str) -> None:
     ],
 )
 def test_an_azure_repository_without_a_project_segment_is_its_own_project(url: str) -> None:
-    assert repo_key(url) == "azure-devops/fabrikam-fiber-inc/fabrikam-fiber-git/fabrikam-fiber-git"
+    assert repo_key(url) == "dev.azure.com/fabrikam-fiber-inc/fabrikam-fiber-git/fabrikam-fiber-git"
 
 
 @pytest.mark.parametrize(
@@ -162,8 +162,8 @@ def test_an_azure_repository_without_a_project_segment_is_its_own_project(url: s
         pytest.param(
             "ssh://git@bitbucket.example.com:7999/example/repo.git",
             "git@bitbucket.example.com:example/repo.git",
-            True,
-            id="bitbucket server ssh as scp",
+            False,
+            id="differs: a self-hosted port is kept (the scp form means port 22)",
         ),
         pytest.param(
             "https://bitbucket.example.com/scm/example/repo.git",
@@ -173,7 +173,7 @@ def test_an_azure_repository_without_a_project_segment_is_its_own_project(url: s
         ),
         pytest.param(
             "ssh://git@server.bitbucket.local:7999/~gopher/webhook-test.git",
-            "git@server.bitbucket.local:~gopher/webhook-test",
+            "ssh://git@server.bitbucket.local:7999/~gopher/webhook-test",
             True,
             id="bitbucket server personal repo",
         ),
@@ -211,9 +211,27 @@ def test_an_azure_repository_without_a_project_segment_is_its_own_project(url: s
         pytest.param(
             "http://localhost:3000/unknwon/webhooks",
             "ssh://unknwon@localhost:2222/unknwon/webhooks.git",
-            True,
-            id="gogs fixture: web and ssh ports differ",
+            False,
+            id="gogs fixture: web and ssh ports are two keys (the payload carries both)",
         ),
+        pytest.param(
+            "http://git.example.com:3000/org/repo",
+            "http://git.example.com:8080/org/repo",
+            False,
+            id="two servers on one host are told apart by port",
+        ),
+        pytest.param("https://git.example.com:443/org/repo", "http://git.example.com/org/repo", True,
+                     id="a scheme's default port is no port"),
+        pytest.param("ssh://git@ssh.github.com:443/org/repo", "https://github.com/org/repo", True,
+                     id="github serves ssh on ssh.github.com:443"),
+        pytest.param("ssh://git@altssh.gitlab.com:443/org/repo", "https://gitlab.com/org/repo", True,
+                     id="gitlab serves ssh on altssh.gitlab.com:443"),
+        pytest.param("git@ssh.example.com:org/repo", "https://example.com/org/repo", False,
+                     id="ssh. is stripped only where a SaaS host serves ssh"),
+        pytest.param("https://git.example.com/Stra\u00dfe/repo", "https://git.example.com/strasse/repo", False,
+                     id="case is ASCII case: no unicode folding"),
+        pytest.param("https://dev.azure.com/org/proj/repo", "https://example.com/org/proj/repo", False,
+                     id="an azure url of no clone shape names nothing"),
     ],
 )
 def test_two_urls_name_the_same_repository_only_when_their_keys_agree(
@@ -255,10 +273,10 @@ def test_a_url_without_host_or_path_has_no_key(url: str) -> None:
     assert repo_key(url) is None
 
 
-def test_keys_are_stable_under_repo_key() -> None:
+def test_keys_without_a_port_are_stable_under_repo_key() -> None:
+    # Keys are opaque (compare them, never parse them); these happen to read back as themselves.
     for url in [
         "https://github.com/example/repo",
-        "https://dev.azure.com/org/proj/_git/repo",
         "git@gitlab.example.com:group/sub/repo.git",
     ]:
         key = repo_key(url)
@@ -293,18 +311,24 @@ NAMES = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,15}", fullmatch=True).filte
 
 
 @settings(max_examples=200, deadline=None)
-@given(host=HOSTS, owner=NAMES, repo=NAMES, port=st.integers(min_value=1, max_value=65535), user=NAMES)
-def test_equivalent_spellings_of_one_repository_agree(
-    host: str, owner: str, repo: str, port: int, user: str
-) -> None:
+@given(host=HOSTS, owner=NAMES, repo=NAMES, user=NAMES)
+def test_equivalent_spellings_of_one_repository_agree(host: str, owner: str, repo: str, user: str) -> None:
     forms = [
         f"https://{host}/{owner}/{repo}",
-        f"https://{host}/{owner}/{repo}.git",
+        f"https://{host}:443/{owner}/{repo}.git",
         f"{user}@{host}:{owner}/{repo}.git",
-        f"ssh://{user}@{host}:{port}/{owner}/{repo}",
+        f"ssh://{user}@{host}:22/{owner}/{repo}",
         f"https://{host}/{owner}/{repo}/".upper(),
     ]
     keys = {repo_key(form) for form in forms}
     assert len(keys) == 1 and None not in keys
     (key,) = keys
     assert key is not None and repo_key(key) == key
+
+
+@settings(max_examples=200, deadline=None)
+@given(host=HOSTS, owner=NAMES, repo=NAMES, port=st.integers(min_value=1, max_value=65535))
+def test_a_port_other_than_the_default_is_part_of_the_key(host: str, owner: str, repo: str, port: int) -> None:
+    with_port = repo_key(f"ssh://git@{host}:{port}/{owner}/{repo}")
+    assert with_port is not None
+    assert (with_port == repo_key(f"https://{host}/{owner}/{repo}")) is (port == 22)

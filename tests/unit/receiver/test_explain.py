@@ -34,7 +34,7 @@ def test_a_signed_push_patches_the_gitrepo_tracking_its_branch(example_store, pa
     report = _github(payload("github/push.json"), example_store, ("X-Hub-Signature-256", SIGNATURE))
 
     assert report["answer"]["status"] == 200
-    assert report["answer"]["summary"] == {"patched": 1, "current": 0, "unauthorized": 0}
+    assert report["answer"]["summary"] == {"patched": 1, "current": 0, "failed": 0, "unauthorized": 0}
     assert report["signature"]["status"] == "verified"
     sample = _by_name(report)["sample-app"]
     assert (sample["match"], sample["result"]) == (True, "patched")

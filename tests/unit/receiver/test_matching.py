@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller.receiver import matching
 from controller.fleet.gitrepos import GitRepo
@@ -63,22 +65,33 @@ def test_targets_take_the_first_change_that_concerns_each_gitrepo():
     main, release = _gitrepo("main", branch="main"), _gitrepo("release", branch="release")
     event = _push(RefChange("refs/heads/release", "1" * 40), RefChange("refs/heads/main", "2" * 40))
 
-    chosen, reasons = matching.targets(event, [main, release])
+    chosen = matching.targets(event, [main, release])
 
     assert [(t.gitrepo.name, t.change.commit) for t in chosen] == [("main", "2" * 40), ("release", "1" * 40)]
-    assert reasons == {}
 
 
-def test_targets_give_every_reason_for_a_gitrepo_no_change_concerns():
-    chosen, reasons = matching.targets(_push(RefChange("refs/heads/a", C), RefChange("refs/heads/b", C)),
-                                       [_gitrepo(branch="main")])
-    assert chosen == []
-    assert reasons == {"default/test": "tracks branch main, the push is to branch a; "
-                                       "tracks branch main, the push is to branch b"}
+def test_why_not_gives_every_reason_for_a_gitrepo_no_change_concerns():
+    event = _push(RefChange("refs/heads/a", C), RefChange("refs/heads/b", C))
+    gitrepo = _gitrepo(branch="main")
+    assert matching.targets(event, [gitrepo]) == []
+    assert matching.why_not(gitrepo, event) == ("tracks branch main, the push is to branch a; "
+                                                "tracks branch main, the push is to branch b")
 
 
 def test_a_push_without_refs_concerns_no_gitrepo():
-    assert matching.targets(_push(), [_gitrepo()]) == ([], {"default/test": "the push changed no ref"})
+    assert matching.targets(_push(), [_gitrepo()]) == []
+    assert matching.why_not(_gitrepo(), _push()) == "the push changed no ref"
+
+
+@settings(max_examples=300, deadline=None)
+@given(branch=st.sampled_from(["", "main", "v1"]), revision=st.sampled_from(["", "v1", "refs/tags/v1", C]),
+       ref=st.sampled_from(["refs/heads/main", "refs/heads/master", "refs/tags/v1", "refs/heads/v1",
+                            "refs/pull/1/head", "main"]),
+       commit=st.sampled_from([C, ""]))
+def test_the_cheap_rule_and_the_explained_rule_agree(branch: str, revision: str, ref: str, commit: str) -> None:
+    """The receiver decides with `concerns`; explain explains with `ref_mismatch`: they must agree."""
+    gitrepo, change = _gitrepo(branch=branch, revision=revision), RefChange(ref, commit)
+    assert matching.concerns(gitrepo, change) is (matching.ref_mismatch(gitrepo, change) is None)
 
 
 @pytest.mark.parametrize(("webhook_commit", "current"), [pytest.param(C, True, id="same commit"),

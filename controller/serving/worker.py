@@ -1,0 +1,288 @@
+"""gunicorn's threaded worker, except that a request is read whole before a thread serves it.
+
+gthread hands a connection to a thread as soon as its first byte arrives, and the thread then
+blocks reading the TLS handshake, headers and body: a client trickling one byte at a time holds the
+thread for as long as it likes, and eight such clients stop a pod answering its probes. Here the
+worker's main loop does that reading, non-blocking, for every connection at once: the TLS handshake,
+then the bytes of the request until :class:`~controller.serving.framing.Scanner` says it is
+complete. Only then does a thread run the application, on bytes already in memory.
+
+Every request has one deadline for all of that (``--request-timeout``): past it the client gets 408
+(or, before a byte of HTTP, a closed connection). A body over the listener's limit gets 413 as soon
+as its length is known, before it is read; malformed framing gets 400; and the bytes held for
+requests still being read are bounded per worker, beyond which a request gets 503.
+"""
+
+from __future__ import annotations
+
+import selectors
+import signal
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from http import HTTPStatus
+from typing import Any
+
+from gunicorn import http
+from gunicorn import sock as gunicorn_sock
+from gunicorn.http.unreader import SocketUnreader
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from controller.serving.errors import render
+from controller.serving.framing import Framing, Scanner
+
+__all__ = ["RequestLimits", "BufferingWorker", "worker_class"]
+
+_READ_SIZE = 64 * 1024
+_READS_PER_EVENT = 16
+_CHUNK_TO_PARSER = 256 * 1024
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one listener accepts: the largest body, the deadline to receive a request, the bytes held."""
+
+    max_body: int
+    timeout: float
+    buffer_budget: int
+    """Bytes held at once for requests still arriving, across the worker's connections."""
+
+
+class _BufferedUnreader(SocketUnreader):  # type: ignore[misc]
+    """Serves gunicorn's parser the request the worker already read; the socket only after that."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock)
+        self._view: memoryview | None = None
+        self._offset = 0
+
+    def feed(self, view: memoryview) -> None:
+        """The bytes of the next request, complete."""
+        self._view, self._offset = view, 0
+
+    def chunk(self, size_hint: int | None = None) -> bytes:
+        view = self._view
+        if view is None:
+            return bytes(super().chunk(size_hint))
+        # Bounded pieces: gunicorn's unreader copies what it is given, so one piece never holds a body.
+        size = min(max(size_hint or 0, 8192), _CHUNK_TO_PARSER)
+        piece = bytes(view[self._offset:self._offset + size])
+        self._offset += len(piece)
+        if self._offset >= len(view):
+            self._view = None   # releases the request's buffer
+        return piece
+
+
+@dataclass
+class _Reading:
+    """A connection whose request is still arriving."""
+
+    conn: TConn
+    deadline: float
+    scanner: Scanner
+    handshaking: bool
+    buffer: bytearray = field(default_factory=bytearray)
+    continued: bool = False
+    writing: bool = False
+    draining: int = 0
+    """After an early answer: bytes still to read and drop, so the client gets to read the answer."""
+
+
+class BufferingWorker(ThreadWorker):  # type: ignore[misc]
+    """A gthread worker whose threads only ever see complete requests (see the module docstring)."""
+
+    limits = RequestLimits(max_body=25 * 1024 * 1024, timeout=10.0, buffer_budget=64 * 1024 * 1024)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reading: dict[TConn, _Reading] = {}
+        self.buffered = 0
+
+    def init_signals(self) -> None:
+        """As gthread, but Ctrl-C is the arbiter's to handle: it reaches the whole process group, and a
+        worker quitting on it while the arbiter also stops it could hang in the thread pool."""
+        super().init_signals()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def enqueue_req(self, conn: TConn) -> None:
+        """Every path to a thread (accept, keep-alive, deferral) comes here: read first, then serve."""
+        if getattr(conn, "complete", False):
+            conn.complete = False
+            super().enqueue_req(conn)
+            return
+        self._start_reading(conn)
+
+    def murder_pending(self) -> None:
+        """Also answer requests that missed their deadline (called by the main loop every second)."""
+        super().murder_pending()
+        now = time.monotonic()
+        for state in [state for state in self.reading.values() if now >= state.deadline]:
+            if state.handshaking or state.draining or not state.buffer:
+                self._drop(state)
+            else:
+                self._refuse(state, 408, "request-timeout", f"the request did not arrive within "
+                             f"{self.limits.timeout:g} s (--request-timeout)")
+
+    def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
+        # Bytes after the request (a pipelined one) were not kept: close rather than lose them silently.
+        return bool(keepalive and not getattr(conn, "pipelined", False)
+                    and super()._keepalive_after(conn, keepalive))
+
+    def _start_reading(self, conn: TConn) -> None:
+        # A kept-alive connection's parser may hold bytes it read ahead: they start this request.
+        ahead = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
+        handshaking = False
+        if not conn.initialized and self.cfg.is_ssl:
+            try:
+                conn.sock = gunicorn_sock.ssl_wrap_socket(conn.sock, self.cfg)
+            except (OSError, ssl.SSLError):
+                self.nr_conns -= 1
+                conn.close()
+                return
+            handshaking = True
+        conn.sock.setblocking(False)
+        state = _Reading(conn, time.monotonic() + self.limits.timeout, Scanner(self.limits.max_body),
+                         handshaking, bytearray(ahead))
+        self.buffered += len(ahead)
+        self.reading[conn] = state
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_event, state))
+
+    def _on_event(self, state: _Reading, _fileobj: Any) -> None:
+        if state.draining:
+            self._drain(state)
+            return
+        if state.handshaking and not self._handshake(state):
+            return
+        if not self._receive(state):
+            return
+        scan = state.scanner.scan(state.buffer)
+        if scan.framing is Framing.COMPLETE:
+            self._dispatch(state, scan.end)
+        elif scan.framing is Framing.TOO_LARGE:
+            self._refuse(state, 413, "payload-too-large", scan.reason)
+        elif scan.framing is Framing.MALFORMED:
+            self._refuse(state, 400, "malformed", scan.reason)
+        elif scan.expects_continue and not state.continued:
+            state.continued = True
+            self._send_quietly(state.conn.sock, b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _handshake(self, state: _Reading) -> bool:
+        """Advance the TLS handshake; True once it is done."""
+        try:
+            state.conn.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._watch(state, writing=False)
+            return False
+        except ssl.SSLWantWriteError:
+            self._watch(state, writing=True)
+            return False
+        except (ssl.SSLError, OSError):
+            self._drop(state)
+            return False
+        state.handshaking = False
+        self._watch(state, writing=False)
+        return True
+
+    def _receive(self, state: _Reading) -> bool:
+        """Read what the socket has; False when the connection ended or was refused."""
+        for _ in range(_READS_PER_EVENT):
+            try:
+                data = state.conn.sock.recv(_READ_SIZE)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                return True
+            except (ssl.SSLError, OSError):
+                self._drop(state)
+                return False
+            if not data:
+                self._drop(state)   # the client went away before its request was complete
+                return False
+            if self.buffered + len(data) > self.limits.buffer_budget:
+                self._refuse(state, 503, "unavailable", "too many requests are arriving at once; retry")
+                return False
+            state.buffer += data
+            self.buffered += len(data)
+        return True
+
+    def _dispatch(self, state: _Reading, end: int) -> None:
+        """The request is complete: hand it, already in memory, to a thread."""
+        conn = self._forget(state)
+        if conn.parser is None:
+            conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
+            conn.parser.unreader = _BufferedUnreader(conn.sock)
+        conn.parser.unreader.feed(memoryview(state.buffer)[:end])
+        conn.pipelined = end < len(state.buffer)
+        conn.initialized = conn.data_ready = conn.complete = True
+        conn.sock.setblocking(True)
+        self.enqueue_req(conn)
+
+    def _refuse(self, state: _Reading, status: int, code: str, message: str) -> None:
+        """Answer without serving the request, then close (best effort: the client may be gone).
+
+        A client still sending its body would see the connection reset, and lose the answer, if it
+        were closed at once: for a little while the rest is read and dropped ("lingering close").
+        """
+        body = render(status, code, message)
+        head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n")
+        if status == 503:
+            head += "Retry-After: 1\r\n"
+        self._send_quietly(state.conn.sock, head.encode() + b"\r\n" + body)
+        if status in (408, 503) or state.handshaking:
+            self._drop(state)
+            return
+        self.buffered -= len(state.buffer)
+        state.buffer = bytearray()
+        state.draining = _LINGER_BYTES
+        state.deadline = min(state.deadline, time.monotonic() + _LINGER_SECONDS)
+
+    def _drain(self, state: _Reading) -> None:
+        for _ in range(_READS_PER_EVENT):
+            try:
+                data = state.conn.sock.recv(_READ_SIZE)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                return
+            except (ssl.SSLError, OSError):
+                data = b""
+            state.draining -= len(data)
+            if not data or state.draining <= 0:
+                self._drop(state)
+                return
+
+    def _drop(self, state: _Reading) -> None:
+        conn = self._forget(state)
+        self.nr_conns -= 1
+        conn.close()
+
+    def _forget(self, state: _Reading) -> TConn:
+        conn = state.conn
+        self.reading.pop(conn, None)
+        self.buffered -= len(state.buffer)
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        return conn
+
+    def _watch(self, state: _Reading, writing: bool) -> None:
+        if writing != state.writing:
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if writing else 0)
+            self.poller.modify(state.conn.sock, events, partial(self._on_event, state))
+            state.writing = writing
+
+    @staticmethod
+    def _send_quietly(sock: socket.socket, data: bytes) -> None:
+        # Non-blocking and best effort: an answer that does not fit the socket buffer, or a client
+        # already gone, must never stall or end the worker's main loop.
+        try:
+            sock.send(data)
+        except (ssl.SSLError, OSError):
+            pass
+
+
+def worker_class(limits: RequestLimits) -> type[BufferingWorker]:
+    """A worker class for one listener's limits (gunicorn instantiates the class it is given)."""
+    return type("BufferingWorker", (BufferingWorker,), {"limits": limits})
