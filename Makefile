@@ -36,11 +36,11 @@ run: certs
 		--admission-listen $(ADMISSION_LISTEN) --tls-cert $(CERTS)/tls.crt --tls-key $(CERTS)/tls.key \
 		--gitrepos $(GITREPOS) --log-format text
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test k8s-binaries
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/flake8 controller tests
+	$(BIN)/flake8 controller tests hack
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
@@ -71,3 +71,10 @@ clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find $(CERTS) -mindepth 1 ! -name README.md -delete 2>/dev/null || true
+
+# The real kube-apiserver, etcd and kubectl the tests run against, built from tools/k8s (needs Go)
+# once per Kubernetes version into ~/.cache/gitjob-webhook/k8s/<version>/. Other components:
+# `make k8s-binaries K8S_COMPONENTS="kubelet kube-proxy"`.
+.PHONY: k8s-binaries
+k8s-binaries:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) hack/k8s-binaries.py $(K8S_COMPONENTS)

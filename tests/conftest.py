@@ -12,8 +12,8 @@ from controller.certs import issue as certs
 from support import service
 from support.paths import EXAMPLE_GITREPOS, PROVIDER_FIXTURES
 
-# The API-server emulator's fixtures (emulator, kube_client, kubeconfig_path, kubectl) for every folder.
-pytest_plugins = ["kubeapi.fixtures"]
+# The real control plane (cluster.fixtures) and, until every test has moved to it, the emulator.
+pytest_plugins = ["kubeapi.fixtures", "cluster.fixtures"]
 
 RunService = Callable[..., service.Service]
 
