@@ -36,7 +36,7 @@ run: certs
 		--admission-listen $(ADMISSION_LISTEN) --tls-cert $(CERTS)/tls.crt --tls-key $(CERTS)/tls.key \
 		--gitrepos $(GITREPOS) --log-format text
 
-test: $(VENV)/.installed-test k8s-binaries
+test: $(VENV)/.installed-test k8s-binaries test-deps
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-dev
@@ -78,3 +78,15 @@ clean:
 .PHONY: k8s-binaries
 k8s-binaries:
 	$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) hack/k8s-binaries.py $(K8S_COMPONENTS)
+
+# Debian packages the pod sandbox (tests/deploy/sandbox.py) runs with: bwrap (bubblewrap), setpriv and
+# nsenter (util-linux), ip (iproute2). Installed when missing, without questions; the sandbox needs
+# root anyway (its tests are skipped otherwise), so a user who is not root only gets a note.
+SANDBOX_PACKAGES := bwrap:bubblewrap setpriv:util-linux nsenter:util-linux ip:iproute2
+.PHONY: test-deps
+test-deps:
+	@missing=$$(for pair in $(SANDBOX_PACKAGES); do command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; \
+		done | sort -u | tr '\n' ' '); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "test-deps: not root, not installing: $$missing"; exit 0; fi; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing

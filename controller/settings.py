@@ -77,6 +77,7 @@ class Settings:
     request_timeout: float = 10.0
     resync_period: float = 600.0
     reconcile_period: float = 5.0
+    receiver_service_account: str = "gitjob-webhook-receiver"
 
     @property
     def deliveries_in_flight(self) -> int:
@@ -155,6 +156,12 @@ def _path(text: str) -> str:
     return text
 
 
+def _name(text: str) -> str:
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", text):
+        raise ValueError("a Kubernetes object name (lower-case letters, digits, '-' and '.')")
+    return text
+
+
 def _namespace(text: str) -> str:
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", text):
         raise ValueError("a Kubernetes namespace name (lower-case letters, digits and '-')")
@@ -189,6 +196,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "request_timeout": _seconds,
     "resync_period": _seconds,
     "reconcile_period": _seconds,
+    "receiver_service_account": _name,
 }
 
 _HELP: dict[str, str] = {
@@ -222,6 +230,8 @@ _HELP: dict[str, str] = {
                        "before it is answered 408",
     "resync_period": "seconds between full relists of the watch-fed caches",
     "reconcile_period": "seconds between passes keeping GitRepos' polling in line with webhook mode",
+    "receiver_service_account": "the receiver's ServiceAccount (controller namespace), granted read access "
+                                "to exactly the Secrets GitRepos name",
 }
 
 _BOOLEAN_FLAGS = {"require_signature", "trust_forwarded_for"}

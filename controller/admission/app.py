@@ -28,7 +28,7 @@ from controller.logs import fields
 from controller.serving import web
 from controller.serving.errors import INTERNAL_ERROR_MESSAGE, ServiceError, render
 from controller.settings import Settings
-from controller.store import Store
+from controller.store import SecretUnknown, Store
 
 log = logging.getLogger("gitjob_webhook.admission")
 
@@ -57,9 +57,17 @@ def create_app(settings: Settings, store: Store) -> Flask:
             metrics.ADMISSION_DECISIONS.labels(webhook, "", "bad-review", "malformed").inc()
             raise
         if mutating:
+            try:
+                global_secret_exists = store.secret(settings.namespace, GLOBAL_SECRET) is not None
+            except SecretUnknown:
+                # Webhook mode cannot be told before the cache has read the Secret: leave the GitRepo
+                # as it is (this webhook never denies); the reconcile pass defaults it later.
+                decision = Decision(allowed=True, reasons=("cache-not-synced",),
+                                    audit={"decision": "skipped"})
+                _record(webhook, review, decision)
+                return json.dumps(build_response(review, decision, mutating=True)).encode()
             decision = mutate_gitrepo(
-                review, webhook_mode=settings.webhook_mode,
-                global_secret_exists=store.secret(settings.namespace, GLOBAL_SECRET) is not None,
+                review, webhook_mode=settings.webhook_mode, global_secret_exists=global_secret_exists,
                 polling_interval=settings.webhook_polling_interval,
                 require_signature=settings.require_signature)
         else:

@@ -20,7 +20,8 @@ from controller.fleet.secrets import GLOBAL_SECRET
 from controller.fleet.webhook_mode import resolve_webhook_mode
 from controller.logs import fields
 from controller.settings import Settings
-from controller.store import Elector, GitRepoGone, Store, StoreError
+from controller.admission.access import AccessSync
+from controller.store import Elector, GitRepoGone, SecretUnknown, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ def _same_duration(value: str | None, interval: str) -> bool:
 
 
 class Reconciler:
-    """Runs :func:`plan` on the cache every ``period`` seconds, while this replica leads."""
+    """Runs :func:`plan` on the cache every ``period`` seconds, while this replica leads, and keeps
+    the receiver's Secret access in line with the GitRepos (:mod:`controller.admission.access`)."""
 
     def __init__(self, store: Store, settings: Settings, elector: Elector | None = None,
                  period: float = 5.0) -> None:
@@ -71,6 +73,7 @@ class Reconciler:
         self.settings = settings
         self.elector = elector
         self.period = period
+        self.access = AccessSync(store, settings.namespace)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reconcile", daemon=True)
 
@@ -87,7 +90,11 @@ class Reconciler:
         ready, _ = self.store.readiness()
         if not ready:
             return []
-        global_secret = self.store.secret(self.settings.namespace, GLOBAL_SECRET)
+        self.access.run_once()
+        try:
+            global_secret = self.store.secret(self.settings.namespace, GLOBAL_SECRET)
+        except SecretUnknown:
+            return []   # webhook mode cannot be told yet; the next pass will
         changes = plan(self.store.gitrepos(), webhook_mode=self.settings.webhook_mode,
                        global_secret_exists=global_secret is not None,
                        interval=self.settings.webhook_polling_interval)

@@ -209,6 +209,8 @@ class Receiver:
             body["outcome"] = "unavailable"
             body["message"] = "Kubernetes did not accept every status patch; redeliver to retry"
             return Reply(503, body, {"Retry-After": RETRY_AFTER_SECONDS}, authenticated)
-        if not self.dry_run:
+        # Remembered only when it wrote (or found current) a GitRepo: a delivery that matched nothing
+        # must count again once its GitRepo exists, or its redelivery would be dropped as a duplicate.
+        if not self.dry_run and (counts["patched"] or counts["current"]):
             self.memory.remember(provider.name, digest)
         return Reply(200, body, authenticated=authenticated)

@@ -34,15 +34,25 @@ def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     context.options |= ssl.OP_NO_COMPRESSION
     try:
         context.load_cert_chain(cert_file, key_file)
-    except FileNotFoundError as error:
-        raise CertificateError(f"{error.filename}: no such file") from None
-    except PermissionError as error:
-        raise CertificateError(f"{error.filename}: permission denied") from None
     except ssl.SSLError as error:
         problem = "key does not match the certificate" if "KEY_VALUES_MISMATCH" in str(error) \
             else f"not a PEM certificate and key ({error.reason or error})"
         raise CertificateError(f"{cert_file} / {key_file}: {problem}") from None
+    except OSError as error:
+        # load_cert_chain does not always say which file it could not read: find out.
+        raise CertificateError(f"{error.filename or _unreadable(cert_file, key_file)}: "
+                               f"{(error.strerror or str(error)).lower()}") from None
     return context
+
+
+def _unreadable(*paths: str) -> str:
+    for path in paths:
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError:
+            return path
+    return " / ".join(paths)
 
 
 class ReloadingContext:

@@ -83,6 +83,15 @@ class Store(Protocol):
     def set_polling_interval(self, gitrepo: GitRepo, interval: str | None, defaulted: bool) -> GitRepo:
         """Set (or, with None, remove) ``spec.pollingInterval`` and the defaulted annotation."""
 
+    def secret_access(self) -> Mapping[str, tuple[str, ...]]:
+        """Namespace → the Secret names the receiver may read there (beyond the global Secret)."""
+
+    def grant_secret_access(self, namespace: str, secrets: tuple[str, ...]) -> None:
+        """Let the receiver read exactly these Secrets of the namespace."""
+
+    def revoke_secret_access(self, namespace: str) -> None:
+        """Take the receiver's read access to the namespace's Secrets away."""
+
     def leader_elector(self, name: str) -> Elector | None:
         """Leader election among replicas on a Lease of that name; None where there is one replica."""
 

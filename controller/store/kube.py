@@ -31,6 +31,7 @@ from controller.store.kubeapi import GITREPOS, MERGE_PATCH, ApiError, KubeApi, g
 from controller.store.kubeclient import KubeConfigError, api_client
 from controller.store.lease import LeaderElector
 from controller.store.reflector import Backoff, Collection, JsonObject, Reflector
+from controller.store import rbac
 from controller.store.secrets import SecretCache, SecretKey
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,28 @@ class KubeStore:
         updated = GitRepo.from_object(obj)
         self._upsert_if_newer(updated)
         return updated
+
+    def secret_access(self) -> Mapping[str, tuple[str, ...]]:
+        """The Roles this service keeps for the receiver, read from the API server."""
+        try:
+            return rbac.read_grants(self.api, rbac.ROLE_NAME)
+        except ApiError as error:
+            raise StoreError(f"reading the receiver's Secret access: {error}") from None
+
+    def grant_secret_access(self, namespace: str, secrets: tuple[str, ...]) -> None:
+        """Server-side apply the namespace's Role and RoleBinding for the receiver's ServiceAccount."""
+        try:
+            rbac.apply_grant(self.api, rbac.ROLE_NAME, namespace, secrets,
+                             (self.settings.namespace, self.settings.receiver_service_account))
+        except ApiError as error:
+            raise StoreError(f"granting the receiver access to Secrets in {namespace}: {error}") from None
+
+    def revoke_secret_access(self, namespace: str) -> None:
+        """Delete the namespace's RoleBinding and Role."""
+        try:
+            rbac.delete_grant(self.api, rbac.ROLE_NAME, namespace)
+        except ApiError as error:
+            raise StoreError(f"revoking the receiver's access to Secrets in {namespace}: {error}") from None
 
     def leader_elector(self, name: str) -> LeaderElector:
         """A Lease of that name in the controller namespace."""

@@ -49,6 +49,7 @@ class OfflineStore:
         self._index.replace_all(GitRepo.from_object(obj) for obj in self._objects.values())
         self._source = source
         self._namespace = namespace
+        self._grants: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     def from_file(cls, path: str | None, namespace: str = CONTROLLER_NAMESPACE) -> OfflineStore:
@@ -140,6 +141,18 @@ class OfflineStore:
             else:
                 annotations.pop(DEFAULTED_ANNOTATION, None)
         return self._update(gitrepo, change)
+
+    def secret_access(self) -> Mapping[str, tuple[str, ...]]:
+        """Offline, one process reads everything: the grants are only remembered."""
+        return dict(self._grants)
+
+    def grant_secret_access(self, namespace: str, secrets: tuple[str, ...]) -> None:
+        """Remember the grant."""
+        self._grants[namespace] = secrets
+
+    def revoke_secret_access(self, namespace: str) -> None:
+        """Forget the grant."""
+        self._grants.pop(namespace, None)
 
     def leader_elector(self, name: str) -> None:
         """One process, one store: no election."""

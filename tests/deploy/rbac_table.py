@@ -30,6 +30,8 @@ class Call:
     watch: bool = False
     field_selector: str = ""
     why: str = ""
+    granted_at_run_time: bool = False
+    """Granted by the Role the admission side writes (controller/store/rbac.py), not by the manifests."""
 
 
 GITREPOS = "/apis/fleet.cattle.io/v1alpha1/gitrepos"
@@ -38,6 +40,8 @@ SECRETS = "/api/v1/namespaces/{ns}/secrets"
 CONTROLLER_SECRETS = "/api/v1/namespaces/{controller}/secrets"
 EVENTS = "/api/v1/namespaces/{ns}/events"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/{controller}/leases"
+RBAC = "/apis/rbac.authorization.k8s.io/v1"
+ACCESS_ROLE = "gitjob-webhook-receiver-secrets"
 
 CALLS: tuple[Call, ...] = (
     # Receiver: reflector.py (list, watch), kube.py patch_status, events.py, kube.py _watch_secret.
@@ -47,10 +51,17 @@ CALLS: tuple[Call, ...] = (
     Call("receiver", "POST", EVENTS, why="WebhookReceived Event"),
     Call("receiver", "GET", EVENTS + "/{name}", why="the same Event again: read its count"),
     Call("receiver", "PATCH", EVENTS + "/{name}", why="the same Event again: bump its count"),
-    Call("receiver", "GET", SECRETS, field_selector="metadata.name={name}",
-         why="a GitRepo's spec.webhookSecret, and the global Secret: list"),
+    Call("receiver", "GET", CONTROLLER_SECRETS, field_selector="metadata.name=gitjob-webhook",
+         why="the global Secret: list"),
+    Call("receiver", "GET", CONTROLLER_SECRETS, watch=True, field_selector="metadata.name=gitjob-webhook",
+         why="the global Secret: watch"),
+    # secrets.py: a Secret a GitRepo names, watched by name, or read with a GET past the watch bound.
+    Call("receiver", "GET", SECRETS, field_selector="metadata.name={name}", granted_at_run_time=True,
+         why="a GitRepo's spec.webhookSecret: list"),
     Call("receiver", "GET", SECRETS, watch=True, field_selector="metadata.name={name}",
-         why="a GitRepo's spec.webhookSecret, and the global Secret: watch"),
+         granted_at_run_time=True, why="a GitRepo's spec.webhookSecret: watch"),
+    Call("receiver", "GET", SECRETS + "/{name}", granted_at_run_time=True,
+         why="a GitRepo's spec.webhookSecret: read in turn past the watch bound"),
     # Admission server: reflector.py, kube.py set_polling_interval (reconcile.py), lease.py.
     Call("admission", "GET", GITREPOS, why="GitRepo cache: list"),
     Call("admission", "GET", GITREPOS, watch=True, why="GitRepo cache: watch"),
@@ -62,6 +73,25 @@ CALLS: tuple[Call, ...] = (
     Call("admission", "GET", LEASES + "/gitjob-webhook-reconcile", why="leader election: read"),
     Call("admission", "POST", LEASES, why="leader election: first replica creates the Lease"),
     Call("admission", "PUT", LEASES + "/gitjob-webhook-reconcile", why="leader election: take or renew"),
+    # admission/access.py through store/rbac.py: the receiver's Secret access, one Role per namespace.
+    Call("admission", "GET", RBAC + "/roles", field_selector=f"metadata.name={ACCESS_ROLE}",
+         why="the receiver's Secret access: read back"),
+    Call("admission", "PATCH", RBAC + "/namespaces/{ns}/roles/" + ACCESS_ROLE,
+         why="the receiver's Secret access: server-side apply of the Role"),
+    Call("admission", "PATCH", RBAC + "/namespaces/{ns}/rolebindings/" + ACCESS_ROLE,
+         why="the receiver's Secret access: server-side apply of the RoleBinding"),
+    Call("admission", "POST", RBAC + "/namespaces/{ns}/roles",
+         why="an apply that creates the Role is also authorized as create"),
+    Call("admission", "POST", RBAC + "/namespaces/{ns}/rolebindings",
+         why="an apply that creates the RoleBinding is also authorized as create"),
+    Call("admission", "DELETE", RBAC + "/namespaces/{ns}/roles/" + ACCESS_ROLE,
+         why="the receiver's Secret access: no GitRepo names a Secret there any more"),
+    Call("admission", "DELETE", RBAC + "/namespaces/{ns}/rolebindings/" + ACCESS_ROLE,
+         why="the receiver's Secret access: no GitRepo names a Secret there any more"),
+    Call("admission", "ESCALATE", RBAC + "/namespaces/{ns}/roles/" + ACCESS_ROLE,
+         why="the Role grants Secret reads the admission account does not hold itself"),
+    Call("admission", "BIND", RBAC + "/namespaces/{ns}/roles/" + ACCESS_ROLE,
+         why="binding that Role to the receiver's ServiceAccount"),
 )
 
 
@@ -93,7 +123,8 @@ def attributes(method: str, path: str, query: Mapping[str, Any]) -> Attributes:
         if selector.startswith("metadata.name=") and "," not in selector:
             name = selector.split("=", 1)[1]
     else:
-        verb = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
+        verb = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete",
+                "ESCALATE": "escalate", "BIND": "bind"}[method]
     return Attributes(verb, match["group"] or "", resource, match["namespace"] or "", name)
 
 

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from controller.store import rbac
 from deploy.conftest import find
 from deploy.rbac_table import (CALLS, CONTROLLER_NAMESPACE, SERVICE_ACCOUNTS, Attributes, allowed,
                                call_attributes, grants_for)
@@ -24,11 +25,24 @@ def _permissions(grant):
                              rule.get("resourceNames") or ("",))
 
 
+def _granted_at_run_time(namespace: str) -> list[dict]:
+    """The Role and RoleBinding the admission side writes for a namespace whose GitRepo names a Secret."""
+    return [rbac.role_object(namespace, ("some-name",)),
+            rbac.binding_object(namespace, (CONTROLLER_NAMESPACE, SERVICE_ACCOUNTS["receiver"]))]
+
+
 @pytest.mark.parametrize("call", [pytest.param(c, id=f"{c.component}-{c.why}") for c in CALLS])
 @pytest.mark.parametrize("namespace", ["fleet-default", "team-a"])
 def test_every_request_the_code_makes_is_granted(rendered, call, namespace):
-    grants = grants_for(rendered, SERVICE_ACCOUNTS[call.component])
+    objects = rendered + (_granted_at_run_time(namespace) if call.granted_at_run_time else [])
+    grants = grants_for(objects, SERVICE_ACCOUNTS[call.component])
     assert allowed(grants, call_attributes(call, namespace=namespace)), call
+
+
+@pytest.mark.parametrize("call", [pytest.param(c, id=f"{c.component}-{c.why}")
+                                  for c in CALLS if c.granted_at_run_time])
+def test_what_is_granted_at_run_time_is_not_granted_by_the_manifests(rendered, call):
+    assert not allowed(grants_for(rendered, SERVICE_ACCOUNTS[call.component]), call_attributes(call)), call
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
