@@ -1,5 +1,6 @@
-# The project's gates. `make run` and `make test` need nothing but Python 3.11: they create the
-# virtualenv and install what they need.
+# The project's gates. `make run` needs nothing but Python 3.11; `make test` also Go 1.26 (it builds
+# the real kube-apiserver the tests run against, once). Both create the virtualenv they need.
+# `make` alone lists the targets.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -9,8 +10,24 @@ GITREPOS ?= manifests/examples/gitrepos.yaml
 IMAGE  ?= gitjob-webhook:dev
 RECEIVER_LISTEN  ?= 127.0.0.1:8080
 ADMISSION_LISTEN ?= 127.0.0.1:8443
+# `make run` serves the example file, never a cluster, unless asked: `make run STORE=kubernetes`.
+STORE  ?= offline
+# Your kubectl (it matches your cluster); else the one the test extras install (1.37: clusters 1.36-1.38).
+KUBECTL ?= $(shell command -v kubectl 2>/dev/null || echo $(BIN)/kubectl)
 
-.PHONY: run test lint bench certs image manifests deploy clean
+.DEFAULT_GOAL := help
+.PHONY: help run test lint bench certs image manifests deploy clean distclean
+
+help:
+	@echo "make run        both servers on the example offline store (STORE=kubernetes: your cluster)"
+	@echo "make test       the whole suite (builds kube-apiserver and etcd once; needs Go >= 1.26)"
+	@echo "make lint       flake8, mypy --strict, hadolint"
+	@echo "make bench      the benchmarks; writes BENCHMARKS.md"
+	@echo "make certs      a development CA and serving certificate in certs/"
+	@echo "make image      the container image (docker, or CONTAINER_ENGINE=podman)"
+	@echo "make manifests  the kustomize output, what make deploy applies"
+	@echo "make deploy     into the cluster of your current kubeconfig context (README: Deploy)"
+	@echo "make clean      the virtualenv and caches (certs/ is kept); make distclean: certs/ too"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +51,9 @@ certs: $(VENV)/.installed
 run: certs
 	$(BIN)/gitjob-webhook serve all --receiver-listen $(RECEIVER_LISTEN) \
 		--admission-listen $(ADMISSION_LISTEN) --tls-cert $(CERTS)/tls.crt --tls-key $(CERTS)/tls.key \
-		--gitrepos $(GITREPOS) --log-format text
+		--store $(STORE) $(if $(filter offline,$(STORE)),--gitrepos $(GITREPOS)) --log-format text
 
-test: $(VENV)/.installed-test k8s-binaries test-deps
+test: $(VENV)/.installed-test k8s-binaries test-deps node-deps
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-dev
@@ -44,7 +61,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-test k8s-binaries
 	$(BIN)/python -m pytest tests/bench -p no:cacheprovider -s -o testpaths=tests/bench
 
 # Also tagged with the package version: the tag manifests/base/kustomization.yaml deploys.
@@ -52,8 +69,9 @@ image:
 	$${CONTAINER_ENGINE:-docker} build -t $(IMAGE) \
 		-t gitjob-webhook:$$(sed -n 's/^__version__ = "\(.*\)"/\1/p' controller/__init__.py) .
 
+# Only the YAML on stdout (make's own echo off), so that `make manifests > all.yaml` works.
 manifests: $(VENV)/.installed-test
-	$(BIN)/kubectl kustomize manifests/
+	@$(KUBECTL) kustomize manifests/
 
 # Into the cluster of the current kubeconfig context, next to Fleet (README "Deploy"). The TLS
 # Secret is made from certs/ here, not by kustomize (which cannot read outside manifests/, and a
@@ -61,15 +79,19 @@ manifests: $(VENV)/.installed-test
 # Service gitjob instead of merging into it; the webhook configurations come last (kustomize order)
 # and `certs inject` then gives them the CA.
 deploy: certs $(VENV)/.installed-test
-	$(BIN)/kubectl create secret tls gitjob-webhook-admission-tls --namespace cattle-fleet-system \
+	$(KUBECTL) create secret tls gitjob-webhook-admission-tls --namespace cattle-fleet-system \
 		--cert $(CERTS)/tls.crt --key $(CERTS)/tls.key --dry-run=client -o yaml \
-		| $(BIN)/kubectl apply --server-side --field-manager=gitjob-webhook -f -
-	$(BIN)/kubectl apply --server-side --force-conflicts --field-manager=gitjob-webhook -k manifests/
+		| $(KUBECTL) apply --server-side --field-manager=gitjob-webhook -f -
+	$(KUBECTL) apply --server-side --force-conflicts --field-manager=gitjob-webhook -k manifests/
 	$(BIN)/gitjob-webhook certs inject --ca $(CERTS)/ca.crt
 
+# certs/ stays: its CA is in the clusters you deployed to (README: Rotating certificates).
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	@echo "distclean: removing $(CERTS)/: a cluster that trusts its CA needs 'make deploy' again"
 	find $(CERTS) -mindepth 1 ! -name README.md -delete 2>/dev/null || true
 
 # The real kube-apiserver, etcd and kubectl the tests run against, built from tools/k8s (needs Go)
@@ -90,3 +112,27 @@ test-deps:
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then echo "test-deps: not root, not installing: $$missing"; exit 0; fi; \
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
+
+# The node tests (tests/node, README "Testing on a real node"): a single-node Kubernetes from parts
+# (kubelet, containerd 2, runc, bridge CNI, kube-proxy) running the image podman builds from the
+# Dockerfile. `make test` runs them too; `make test-node` runs them alone. What they run is built once
+# into ~/.cache/gitjob-webhook/ (`make node-artifacts`, or by the first test session). They need root
+# and these Debian packages, installed like test-deps' (skipped when not root).
+NODE_PACKAGES := podman:podman runc:runc debootstrap:debootstrap iptables:iptables nft:nftables \
+	unshare:util-linux /usr/lib/cni/bridge:containernetworking-plugins
+NODE_COMPONENTS := kube-apiserver etcd kubectl kubelet kube-controller-manager kube-scheduler kube-proxy
+.PHONY: node-deps node-artifacts test-node
+node-deps:
+	@missing=$$(for pair in $(NODE_PACKAGES); do command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; \
+		done | sort -u | tr '\n' ' '); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "node-deps: not root, not installing: $$missing"; exit 0; fi; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
+
+node-artifacts: node-deps
+	$(MAKE) --no-print-directory k8s-binaries K8S_COMPONENTS="$(NODE_COMPONENTS)"
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) hack/node-binaries.py
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) hack/node-image.py
+
+test-node: $(VENV)/.installed-test node-artifacts
+	$(BIN)/python -m pytest tests/node -o testpaths=tests/node

@@ -26,6 +26,12 @@ __all__ = ["DENIAL_CODE", "validate_secret"]
 DENIAL_CODE: Final = 403
 """HTTP status of a denial (StatusReasonForbidden)."""
 
+MAX_KEYS_JUDGED: Final = 32
+"""Keys judged (and named) per review; a webhook Secret has a handful."""
+
+MAX_MESSAGE_CHARS: Final = 2000
+"""A denial longer than this is cut: kubectl prints it on one line."""
+
 _WHITESPACE: Final = b" \t\r\n\v\f"
 _ALLOWED_LIST: Final = ", ".join(SECRET_KEYS)
 # Keys that only work together (Azure DevOps' user name and password).
@@ -78,7 +84,9 @@ def _problems(obj: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
         what = "base64 values" if section == "data" else "strings"
         per_key.setdefault("", []).append(f"{section} is not a map of keys to {what}")
     keys = sorted(set(decoded.values) | set(decoded.bad))
-    for key in keys:
+    # A Secret is a few keys; judging (and suggesting fixes for) thousands would let one review cost
+    # seconds of CPU on the API server's write path. The rest is counted, not judged.
+    for key in keys[:MAX_KEYS_JUDGED]:
         if key not in SECRET_KEYS:
             reasons.append("unknown-key")
             hint = suggest_key(key)
@@ -94,6 +102,10 @@ def _problems(obj: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
     _check_key_groups(keys, per_key, reasons)
     sentences = [" ".join(per_key.pop("", []))] if "" in per_key else []
     sentences += [f"key {_quote(key)} " + " and ".join(per_key[key]) for key in sorted(per_key)]
+    if len(keys) > MAX_KEYS_JUDGED:
+        reasons.append("too-many-keys")
+        sentences.append(f"… and {len(keys) - MAX_KEYS_JUDGED} more keys not checked (a webhook Secret "
+                         f"holds a few provider keys)")
     if not keys and not sentences:
         reasons.append("no-keys")
         sentences.append(
@@ -127,7 +139,12 @@ def _is_the_webhook_secret(review: Review, controller_namespace: str) -> bool:
 
 
 def _audit(decision: str, reasons: list[str], keys: list[str]) -> dict[str, str]:
-    return {"decision": decision, "reasons": ",".join(reasons) or "valid", "keys": ",".join(keys)}
+    shown = ",".join(keys[:MAX_KEYS_JUDGED]) + (",…" if len(keys) > MAX_KEYS_JUDGED else "")
+    return {"decision": decision, "reasons": ",".join(reasons) or "valid", "keys": shown}
+
+
+def _capped(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS - 1] + "…"
 
 
 def _consequence(require_signature: bool) -> str:
@@ -169,8 +186,8 @@ def validate_secret(
     return Decision(
         allowed=False,
         code=DENIAL_CODE,
-        message=(f"{where} is not a valid webhook secret: {'; '.join(sentences)}. "
-                 f"Allowed keys: {_ALLOWED_LIST}."),
+        message=_capped(f"{where} is not a valid webhook secret: {'; '.join(sentences)}. "
+                        f"Allowed keys: {_ALLOWED_LIST}."),
         reasons=tuple(reasons),
         audit=_audit("denied", reasons, keys),
     )

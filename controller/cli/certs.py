@@ -9,6 +9,7 @@ from controller.certs import issue
 from controller.certs.inject import InjectError, inject_ca_bundle
 from controller.cli.errors import Failure, UsageError
 from controller.settings import Settings
+from controller.store import StoreError
 
 
 def run(arguments: dict[str, Any], settings: Settings) -> int:
@@ -30,10 +31,10 @@ def _inject(arguments: dict[str, Any], settings: Settings) -> int:
     from controller.store.kubeclient import KubeConfigError, api_client
     from controller.store.select import cluster_config_source
     ca_pem = issue.read_ca(arguments.get("ca") or os.path.join(arguments["out"], issue.CA_FILE))
-    source = cluster_config_source(settings.kubeconfig, os.environ, os.path.expanduser("~"))
     try:
+        source = cluster_config_source(settings.kubeconfig, os.environ, os.path.expanduser("~"))
         api = KubeApi(api_client(source))
-    except KubeConfigError as error:
+    except (KubeConfigError, StoreError) as error:
         raise UsageError(str(error)) from None
     try:
         lines = inject_ca_bundle(api, ca_pem)

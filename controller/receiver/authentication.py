@@ -105,6 +105,18 @@ class Verifier:
                     return False
         return False
 
+    def refusal_before_parsing(self, refs: list[SecretRef], global_ref: SecretRef) -> Verdict | None:
+        """The global Secret's verdict when nothing the body says could change the answer from 401:
+        the global Secret exists (so every GitRepo has a Secret that applies), every Secret held was
+        read and checked, and the delivery verified against none of them."""
+        verdicts = [self.verdicts.get(ref) for ref in refs]
+        if any(verdict is None or verdict.unknown or verdict.verified for verdict in verdicts):
+            return None
+        global_verdict = self.verdicts.get(global_ref)
+        if global_verdict is None or global_verdict.result is None:
+            return None
+        return global_verdict
+
     def _check(self, ref: SecretRef) -> Verdict:
         try:
             data = self.read_secret(ref.namespace, ref.name)

@@ -56,7 +56,7 @@ def explain(provider: str, headers: list[tuple[str, str]], body: bytes, store: S
     chosen = _provider(provider)
     lowered = lower_headers(headers)
     try:
-        plan = make_plan(chosen, lowered, body, store, settings.namespace)
+        plan = make_plan(chosen, lowered, body, store, settings.namespace, refuse_early=False)
     except (MalformedDelivery, UnsupportedContentType, TooLarge) as error:
         raise ExplainError(f"the payload is not a valid {chosen.name} delivery: {error}") from None
     verifier = Verifier(chosen, lowered, body, store.secret)

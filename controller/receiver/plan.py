@@ -106,11 +106,13 @@ def secrets_to_check(targets: tuple[matching.Target, ...], candidates: tuple[Git
 
 
 def make_plan(provider: Provider, headers: Headers, body: bytes, store: Store, namespace: str,
-              throttled: bool = False) -> Plan:
+              throttled: bool = False, refuse_early: bool = True) -> Plan:
     """Verify what can be verified, parse, match, and check the Secrets that apply.
 
-    Raises the provider's `MalformedDelivery`, `UnsupportedContentType` or `TooLarge`, or
-    `Throttled` when the source is over its failure budget and the delivery did not verify first.
+    Raises the provider's `MalformedDelivery`, `UnsupportedContentType` or `TooLarge`; `Throttled`
+    when the source is over its failure budget and the delivery did not verify first; and, with
+    ``refuse_early``, `NotAuthenticated` before parsing when no GitRepo could accept the delivery
+    (``explain`` passes False: it reports on every GitRepo all the same).
     """
     verifier = Verifier(provider, headers, body, store.secret)
     held = [SecretRef(ns, name, per_gitrepo=(ns, name) != (namespace, GLOBAL_SECRET))
@@ -120,6 +122,10 @@ def make_plan(provider: Provider, headers: Headers, body: bytes, store: Store, n
         if throttled:
             raise Throttled("too many failed deliveries from this source",
                             headers={"Retry-After": "10"})
+        hopeless = verifier.refusal_before_parsing(held, SecretRef(namespace, GLOBAL_SECRET))
+        if hopeless is not None and refuse_early:
+            raise NotAuthenticated(f"{provider.name} delivery not authenticated: "
+                                   f"{hopeless.problem(provider)}")
         check_parse_budget(body, UNAUTHENTICATED_PARSE_BUDGET)
     event = provider.parse(headers, body)
     keys, foreign = matching.spoken_for(provider, matching.payload_keys(event))

@@ -15,12 +15,13 @@ from werkzeug.exceptions import HTTPException
 
 from controller import metrics
 from controller.serving.errors import INTERNAL_ERROR_MESSAGE, ServiceError, render
-from controller.logs import fields
+from controller.logs import fields, safe
 
 log = logging.getLogger("gitjob_webhook.http")
 
 Readiness = Callable[[], tuple[bool, str]]
 HEALTH_ROUTES = ("/healthz", "/readyz", "/metrics")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _BACKGROUND = "gitjob_webhook.background"
 
 
@@ -99,7 +100,12 @@ class RequestLog:
 
     def record(self, route: str, method: str, path: str, status: int, duration: float,
                remote: str | None, delivery: str | None = None) -> None:
-        """Count the request and, unless it is a successful health probe, log it."""
+        """Count the request and, unless it is a successful health probe, log it.
+
+        Labels come from closed sets (the route rule, known methods, the status) so that no client can
+        grow the metrics; what the client chose (path, delivery id) is logged cut short.
+        """
+        method = method if method in _METHODS else "other"
         key = (route, method, str(status))
         counter = self._counters.get(key)
         if counter is None:
@@ -111,7 +117,7 @@ class RequestLog:
         timer.observe(duration)
         if path not in HEALTH_ROUTES or status >= 400:
             log.info("request", extra=fields(
-                listener=self.listener, method=method, path=path, status=status,
+                listener=self.listener, method=method, path=safe(path, 128), status=status,
                 duration_ms=round(duration * 1000, 2), delivery=delivery, remote=remote))
 
 

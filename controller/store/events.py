@@ -97,6 +97,8 @@ class EventRecorder:
             except ApiError as error:
                 log.warning("event not recorded", extra=fields(gitrepo=item[0].ref if item else None,
                                                                error=str(error)))
+            except Exception:  # whatever an Event says or the server answers, the recorder lives on
+                log.exception("event not recorded", extra=fields(gitrepo=item[0].ref if item else None))
             finally:
                 self._queue.task_done()
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping
 
+from controller.logs import fields
 from controller.settings import Settings
 from controller.store import Store, StoreError
 from controller.store.offline import OfflineStore
 
+
+log = logging.getLogger(__name__)
 
 IN_CLUSTER = "in-cluster"
 """The source of cluster access inside a pod: its ServiceAccount token."""
@@ -17,15 +21,24 @@ IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 def cluster_config_source(kubeconfig: str | None, environ: Mapping[str, str], home: str) -> str | None:
-    """Where cluster access would come from: a kubeconfig path, ``in-cluster``, or None."""
+    """Where cluster access would come from: a kubeconfig path, ``in-cluster``, or None.
+
+    A kubeconfig named explicitly (``--kubeconfig``, ``$KUBECONFIG``) that does not exist is an
+    error, not a reason to fall back to another cluster or to the offline store.
+    """
     if kubeconfig:
+        if not os.path.exists(kubeconfig):
+            raise StoreError(f"--kubeconfig {kubeconfig}: no such file")
         return kubeconfig
     if environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(IN_CLUSTER_TOKEN):
         return IN_CLUSTER
-    for path in (environ.get("KUBECONFIG", "").split(os.pathsep)[0], os.path.join(home, ".kube", "config")):
-        if path and os.path.exists(path):
-            return path
-    return None
+    named = environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    if named:
+        if not os.path.exists(named):
+            raise StoreError(f"$KUBECONFIG names {named}, which does not exist")
+        return named
+    default = os.path.join(home, ".kube", "config")
+    return default if os.path.exists(default) else None
 
 
 def open_store(settings: Settings, role: str = "receiver", environ: Mapping[str, str] | None = None) -> Store:
@@ -35,13 +48,24 @@ def open_store(settings: Settings, role: str = "receiver", environ: Mapping[str,
     deliveries); the admission server needs the global Secret alone.
     """
     environ = os.environ if environ is None else environ
-    source = None if settings.store == "offline" else \
+    if settings.store == "kubernetes" and settings.gitrepos:
+        raise StoreError("--gitrepos is the offline store's file: it cannot go with --store kubernetes")
+    # An explicit --gitrepos FILE means the offline store, whatever cluster is configured.
+    explicit_file = settings.store == "auto" and settings.gitrepos is not None
+    source = None if settings.store == "offline" or explicit_file else \
         cluster_config_source(settings.kubeconfig, environ, os.path.expanduser("~"))
     if settings.store == "kubernetes" and source is None:
         raise StoreError("--store kubernetes: no cluster configured (no --kubeconfig, no in-cluster "
                          "service account, no $KUBECONFIG or ~/.kube/config)")
     if source is None:
-        return OfflineStore.from_file(settings.gitrepos, settings.namespace)
+        if explicit_file and settings.kubeconfig:
+            log.warning("--gitrepos given: serving the offline store, not the cluster of --kubeconfig",
+                        extra=fields(gitrepos=settings.gitrepos, kubeconfig=settings.kubeconfig))
+        store = OfflineStore.from_file(settings.gitrepos, settings.namespace)
+        if settings.gitrepos is None:
+            log.warning("the offline store is empty: every delivery matches nothing "
+                        "(pass --gitrepos FILE, or a cluster with --kubeconfig)")
+        return store
     from controller.store.kube import KubeStore
     return KubeStore.connect(settings, source, per_gitrepo_secrets=role != "admission")
 

@@ -52,8 +52,8 @@ def main() -> None:
     settings: Settings = build(arguments, environ={})
     assert settings.listen is not None
     context = ReloadingContext(settings.tls_cert or "", settings.tls_key or "")
-    server.run(create_app, server.gunicorn_options(settings, settings.listen, "floor", 3 * 1024 * 1024,
-                                                  context.front))
+    options = server.gunicorn_options(settings, settings.listen, "floor", 3 * 1024 * 1024, context.front)
+    server.run(create_app, options)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def test_serve_all_runs_both_listeners_and_patches_a_gitrepo(run_service, dev_ce
 
 def test_the_first_log_line_says_which_store_is_in_use(receiver):
     first = json.loads(receiver.log().splitlines()[0])
-    assert first["msg"].startswith(f"store: offline ({EXAMPLE_GITREPOS}: 5 GitRepos")
+    assert first["msg"].startswith(f"store: offline ({EXAMPLE_GITREPOS}: 10 GitRepos")
 
 
 def test_the_admission_listener_refuses_tls_below_1_2(admission, dev_certs):

@@ -228,7 +228,8 @@ def test_an_azure_repository_without_a_project_segment_is_its_own_project(url: s
                      id="gitlab serves ssh on altssh.gitlab.com:443"),
         pytest.param("git@ssh.example.com:org/repo", "https://example.com/org/repo", False,
                      id="ssh. is stripped only where a SaaS host serves ssh"),
-        pytest.param("https://git.example.com/Stra\u00dfe/repo", "https://git.example.com/strasse/repo", False,
+        pytest.param("https://git.example.com/Stra\u00dfe/repo", "https://git.example.com/strasse/repo",
+                     False,
                      id="case is ASCII case: no unicode folding"),
         pytest.param("https://dev.azure.com/org/proj/repo", "https://example.com/org/proj/repo", False,
                      id="an azure url of no clone shape names nothing"),
@@ -328,7 +329,8 @@ def test_equivalent_spellings_of_one_repository_agree(host: str, owner: str, rep
 
 @settings(max_examples=200, deadline=None)
 @given(host=HOSTS, owner=NAMES, repo=NAMES, port=st.integers(min_value=1, max_value=65535))
-def test_a_port_other_than_the_default_is_part_of_the_key(host: str, owner: str, repo: str, port: int) -> None:
+def test_a_port_other_than_the_default_is_part_of_the_key(host: str, owner: str, repo: str,
+                                                          port: int) -> None:
     with_port = repo_key(f"ssh://git@{host}:{port}/{owner}/{repo}")
     assert with_port is not None
     assert (with_port == repo_key(f"https://{host}/{owner}/{repo}")) is (port == 22)

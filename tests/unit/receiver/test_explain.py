@@ -45,7 +45,9 @@ def test_every_gitrepo_is_listed_with_why_it_does_not_match(example_store, paylo
     report = _github(payload("github/push.json"), example_store, ("X-Hub-Signature-256", SIGNATURE))
     entries = _by_name(report)
 
-    assert set(entries) == {"sample-app", "sample-app-release", "diaspora", "example-v1", "fleet-examples"}
+    assert set(entries) == {"sample-app", "sample-app-release", "diaspora", "example-v1", "fleet-examples",
+                            "gogs-webhooks", "gitea-example", "bitbucket-example", "bitbucket-server-example",
+                            "fabrikam"}
     release = entries["sample-app-release"]
     assert (release["match"], release["mismatch"]) == (False, "ref")
     assert "tracks branch release" in release["reason"]

@@ -88,7 +88,8 @@ def test_a_push_without_refs_concerns_no_gitrepo():
        ref=st.sampled_from(["refs/heads/main", "refs/heads/master", "refs/tags/v1", "refs/heads/v1",
                             "refs/pull/1/head", "main"]),
        commit=st.sampled_from([C, ""]))
-def test_the_cheap_rule_and_the_explained_rule_agree(branch: str, revision: str, ref: str, commit: str) -> None:
+def test_the_cheap_rule_and_the_explained_rule_agree(branch: str, revision: str, ref: str,
+                                                     commit: str) -> None:
     """The receiver decides with `concerns`; explain explains with `ref_mismatch`: they must agree."""
     gitrepo, change = _gitrepo(branch=branch, revision=revision), RefChange(ref, commit)
     assert matching.concerns(gitrepo, change) is (matching.ref_mismatch(gitrepo, change) is None)

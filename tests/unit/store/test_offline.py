@@ -29,7 +29,7 @@ def _write(tmp_path, text: str) -> str:
 
 def test_the_example_file_loads(tmp_path):
     store = OfflineStore.from_file(str(EXAMPLE_GITREPOS))
-    assert store.description.startswith(f"offline ({EXAMPLE_GITREPOS}: 5 GitRepos, 1 Secrets")
+    assert store.description.startswith(f"offline ({EXAMPLE_GITREPOS}: 10 GitRepos, 2 Secrets")
     assert store.secret("cattle-fleet-system", "gitjob-webhook")["github"] == \
         b"IsWishesWereHorsesWedAllBeEatingSteak!"
 

@@ -1,0 +1,389 @@
+"""The receiver and the admission server tried as an attacker would: one section per hardening rule.
+
+Each test drives the real service (gunicorn, the serving worker, the offline store or the real API
+server) from outside. Limits on memory and time are measured by ``make bench``; these tests assert
+the behaviour only (deadlines in them are upper bounds for a wait, not speed targets).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from cluster.faults import FaultProxy
+from cluster.isolation import Cluster
+from reskit import REPO, commit_for, gitrepo, global_secret, push_body, push_headers, signature
+from support import service
+from support.paths import EXAMPLE_GITREPOS
+from support.waiting import wait_for
+
+Start = Callable[..., service.Service]
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], timeout: float = 10) -> requests.Response:
+    return requests.post(url, data=body, headers=headers, timeout=timeout)
+
+
+# --- 1. A Secret that applies but has not been read is unknown, never absent ----------------------
+
+def test_an_unread_global_secret_makes_a_delivery_wait_instead_of_passing_unsigned(
+        cluster: Cluster, fault_proxy: FaultProxy, run_service: Callable[..., service.Service]) -> None:
+    controller = cluster.namespace("ctl")
+    apps = cluster.namespace("apps")
+    repo = f"https://github.com/example/{apps}"
+    cluster.apply([{**global_secret(), "metadata": {"name": "gitjob-webhook", "namespace": controller}},
+                   {**gitrepo("app", repo), "metadata": {"name": "app", "namespace": apps}}])
+    fault_proxy.fail_next("GET", rf"/namespaces/{controller}/secrets$", 500, count=100_000)
+    receiver = run_service("serve", "receiver", "--listen", "127.0.0.1:0", "--store", "kubernetes",
+                           "--kubeconfig", str(fault_proxy.kubeconfig), "--namespace", controller)
+    url = "http://" + service.listening(receiver, "receiver")
+    wait_for(lambda: "GitRepo" not in requests.get(url + "/readyz", timeout=5).json()["reason"]
+             and "gitrepos" in str(fault_proxy.requests), timeout=30, message="the GitRepo cache")
+    assert requests.get(url + "/readyz", timeout=5).status_code == 503
+    body = push_body(commit_for("unsigned"), repo)
+
+    answer = _post(url, body, push_headers(body, "d-1", secret=None))
+
+    assert answer.status_code == 503 and answer.headers["Retry-After"]
+    assert "not been read yet" in answer.json()["message"]
+    stored = cluster.kubectl("get", "gitrepo", "app", "-n", apps, "-o", "json")
+    assert "webhookCommit" not in json.loads(stored.stdout).get("status", {})
+
+
+# --- 2. One deadline for a whole request; stalled clients hold no thread -------------------------
+
+def _stall(port: int, data: bytes, tls: bool = False) -> socket.socket:
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    if tls:
+        # The start of a ClientHello, and no more: the handshake never completes.
+        raw.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+    else:
+        raw.sendall(data)
+    return raw
+
+
+def test_eight_stalled_clients_stop_neither_probes_nor_deliveries(start_receiver: Start) -> None:
+    receiver = start_receiver("--threads", "2", "--request-timeout", "3")
+    port = _port(receiver.receiver)
+    stalled = [_stall(port, b"POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Ev") for _ in range(4)]
+    stalled += [_stall(port, b"POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nContent-Length: 900\r\n"
+                             b"\r\n{\"ref\":") for _ in range(4)]
+    try:
+        assert requests.get(receiver.receiver + "/healthz", timeout=2).status_code == 200
+        body = push_body(commit_for("while-stalled"), "https://github.com/binkkatal/sample_app")
+        assert _post(receiver.receiver, body, {"X-GitHub-Event": "zen"}, timeout=2).status_code in (200, 401)
+        for connection in stalled:
+            answer = connection.recv(4096)
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:80]
+    finally:
+        for connection in stalled:
+            connection.close()
+
+
+def test_stalled_tls_handshakes_stop_neither_probes_nor_reviews(start_admission: Start) -> None:
+    admission = start_admission("--threads", "2", "--request-timeout", "3")
+    stalled = [_stall(_port(admission.admission), b"", tls=True) for _ in range(8)]
+    try:
+        assert requests.get(admission.admission + "/healthz", timeout=2,
+                            verify=admission.ca_file).status_code == 200
+        review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": "u", "operation": "DELETE", "kind": {"group": "", "version": "v1", "kind": "Secret"},
+            "resource": {"group": "", "version": "v1", "resource": "secrets"}, "name": "x", "namespace": "y"}}
+        answer = requests.post(admission.admission + "/validate/secrets", json=review, timeout=2,
+                               verify=admission.ca_file)
+        assert answer.json()["response"]["allowed"] is True
+        for connection in stalled:
+            assert connection.recv(4096) == b""
+    finally:
+        for connection in stalled:
+            connection.close()
+
+
+# --- 3. Work before authentication is bounded --------------------------------------------------
+
+@pytest.fixture
+def signed_receiver(offline_receiver: Callable[..., service.Service]) -> service.Service:
+    """The global Secret exists: every delivery must verify, and can be checked before parsing."""
+    return offline_receiver([global_secret(), gitrepo("main")])
+
+
+@pytest.fixture
+def open_receiver(offline_receiver: Callable[..., service.Service]) -> service.Service:
+    """No Secret at all: unsigned deliveries are accepted, so they must be parsed within a budget."""
+    return offline_receiver([gitrepo("main")])
+
+
+def test_a_large_body_with_a_bad_signature_is_refused_unparsed(signed_receiver: service.Service) -> None:
+    body = b'{"a": [' + b'{"b": 1},' * (2 * 1024 * 1024) + b'{}]}'
+    headers = {"Content-Type": "application/json", "X-GitHub-Event": "push",
+               "X-Hub-Signature-256": signature(body, "wrong")}
+    answer = _post(signed_receiver.receiver, body, headers, timeout=30)
+    assert answer.status_code == 401
+
+
+def test_a_large_unsigned_body_beyond_the_parse_budget_is_413(open_receiver: service.Service) -> None:
+    body = b'{"a": [' + b'{"b": 1},' * (2 * 1024 * 1024) + b'{}]}'
+    headers = {"Content-Type": "application/json", "X-GitHub-Event": "push"}
+    answer = _post(open_receiver.receiver, body, headers, timeout=30)
+    assert answer.status_code == 413
+    assert "before it is authenticated" in answer.json()["message"]
+
+
+def test_a_delivery_moving_more_refs_than_are_read_is_413(open_receiver: service.Service) -> None:
+    changes = [{"new": {"type": "branch", "name": f"b{n}", "target": {"hash": "a" * 40}}}
+               for n in range(2000)]
+    body = json.dumps({"push": {"changes": changes},
+                       "repository": {"links": {"html": {"href": REPO}}}}).encode()
+    headers = {"Content-Type": "application/json", "X-Event-Key": "repo:push", "X-Hook-UUID": "x"}
+    answer = _post(open_receiver.receiver, body, headers, timeout=30)
+    assert answer.status_code == 413
+    assert "at most 1000" in answer.json()["message"]
+
+
+# --- 4. Admission budgets -------------------------------------------------------------------------
+
+def _review(obj: dict[str, Any], resource: str = "secrets", group: str = "") -> dict[str, Any]:
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u-1", "operation": "CREATE", "kind": {"group": group, "version": "v1", "kind": "X"},
+        "resource": {"group": group, "version": "v1" if not group else "v1alpha1", "resource": resource},
+        "name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"], "object": obj,
+        "userInfo": {"username": "u"}}}
+
+
+def test_a_secret_of_thousands_of_keys_is_judged_in_part_with_a_short_message(start_admission: Start) -> None:
+    admission = start_admission()
+    data = {f"k{n:05d}": base64.b64encode(b"v").decode() for n in range(20_000)}
+    secret = {"apiVersion": "v1", "kind": "Secret", "data": data,
+              "metadata": {"name": "gitjob-webhook", "namespace": "cattle-fleet-system"}}
+    answer = requests.post(admission.admission + "/validate/secrets", json=_review(secret), timeout=10,
+                           verify=admission.ca_file).json()["response"]
+    assert answer["allowed"] is False
+    assert "more keys not checked" in answer["status"]["message"]
+    assert len(answer["status"]["message"]) <= 2000
+
+
+def test_a_polling_interval_longer_than_any_duration_is_never_a_500(start_admission: Start) -> None:
+    admission = start_admission()
+    gitrepo_obj = {"apiVersion": "fleet.cattle.io/v1alpha1", "kind": "GitRepo",
+                   "metadata": {"name": "g", "namespace": "fleet-default"},
+                   "spec": {"repo": REPO, "pollingInterval": "9" * 5000 + "h", "webhookSecret": "s"}}
+    answer = requests.post(admission.admission + "/mutate/gitrepos",
+                           json=_review(gitrepo_obj, "gitrepos", "fleet.cattle.io"), timeout=10,
+                           verify=admission.ca_file)
+    assert answer.status_code == 200
+    assert "invalid-polling-interval" in answer.json()["response"]["auditAnnotations"]["reasons"]
+
+
+# --- 5. Rate limiting never costs a verified delivery --------------------------------------------
+
+def test_a_flood_of_bad_signatures_behind_one_ingress_does_not_starve_verified_deliveries(
+        offline_receiver: Callable[..., service.Service]) -> None:
+    receiver = offline_receiver([global_secret(), gitrepo("main")], "--rate-limit", "0.01",
+                                "--rate-burst", "3", "--trust-forwarded-for")
+    ingress = {"X-Forwarded-For": "203.0.113.9"}   # every request comes from the same address
+    bad = push_body(commit_for("bad"))
+    refused = [_post(receiver.receiver, bad, {**push_headers(bad, f"b{n}", "wrong"), **ingress}).status_code
+               for n in range(10)]
+    good = push_body(commit_for("good"))
+    verified = _post(receiver.receiver, good, {**push_headers(good, "g"), **ingress})
+    assert refused[:3] == [401, 401, 401] and set(refused[3:]) == {429}
+    assert verified.status_code == 200 and verified.json()["summary"]["patched"] == 1
+
+
+def test_a_forged_forwarded_for_does_not_escape_the_budget(
+        offline_receiver: Callable[..., service.Service]) -> None:
+    receiver = offline_receiver([global_secret(), gitrepo("main")], "--rate-limit", "0.01",
+                                "--rate-burst", "2", "--trust-forwarded-for")
+    bad = push_body(commit_for("forged"))
+    statuses = [_post(receiver.receiver, bad, {**push_headers(bad, f"f{n}", "wrong"),
+                                               "X-Forwarded-For": f"10.0.0.{n}, 198.51.100.7"}).status_code
+                for n in range(5)]
+    assert statuses == [401, 401, 429, 429, 429]
+
+
+def test_overload_of_the_process_is_503_not_429(cluster: Cluster, fault_proxy: FaultProxy,
+                                                run_service: Callable[..., service.Service]) -> None:
+    """One delivery in flight at a time, and the API server slow to take its status patch."""
+    controller, apps = cluster.namespace("ctl"), cluster.namespace("apps")
+    cluster.apply([{**global_secret(), "metadata": {"name": "gitjob-webhook", "namespace": controller}},
+                   {**gitrepo("app"), "metadata": {"name": "app", "namespace": apps}}])
+    fault_proxy.delay("PATCH", r"/status$", 2.0)
+    receiver = run_service("serve", "receiver", "--listen", "127.0.0.1:0", "--store", "kubernetes",
+                           "--kubeconfig", str(fault_proxy.kubeconfig), "--namespace", controller,
+                           "--threads", "4", "--max-in-flight", "1")
+    url = "http://" + service.listening(receiver, "receiver")
+    service.wait_ready(url, receiver)
+
+    def send(number: int) -> requests.Response:
+        body = push_body(commit_for("overload", number))
+        return _post(url, body, push_headers(body, str(number)), timeout=30)
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(send, range(3)))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses[0] == 200 and set(statuses) <= {200, 503} and 503 in statuses, statuses
+    assert all(answer.headers["Retry-After"] for answer in answers if answer.status_code == 503)
+
+
+# --- 7. A credential speaks only for its provider's repositories ---------------------------------
+
+def test_a_gitlab_token_never_reaches_a_repository_on_github_com(
+        offline_receiver: Callable[..., service.Service]) -> None:
+    receiver = offline_receiver([global_secret(gitlab="token-1"), gitrepo("main")])
+    forged = json.dumps({"object_kind": "push", "ref": "refs/heads/main", "after": "b" * 40,
+                         "checkout_sha": "b" * 40, "project": {"web_url": REPO}}).encode()
+    headers = {"Content-Type": "application/json", "X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "token-1"}
+    answer = _post(receiver.receiver, forged, headers)
+    assert answer.status_code == 200
+    assert answer.json()["summary"]["patched"] == 0
+    assert "no GitRepo tracks this repository" in answer.json()["message"]
+
+
+# --- 8. Replays are recognised by the signed body; commits are SHAs ------------------------------
+
+def test_a_replay_with_a_new_delivery_id_is_a_duplicate(signed_receiver: service.Service) -> None:
+    body = push_body(commit_for("replayed"))
+    first = _post(signed_receiver.receiver, body, push_headers(body, "original"))
+    replay = _post(signed_receiver.receiver, body, push_headers(body, "a-new-id"))
+    assert first.json()["summary"]["patched"] == 1
+    assert replay.json()["outcome"] == "duplicate"
+
+
+@pytest.mark.parametrize("commit", [
+    pytest.param("abc1234", id="short"),
+    pytest.param("z" * 40, id="not-hex"),
+    pytest.param("a" * 41, id="41-characters"),
+    pytest.param("\ud800" + "a" * 39, id="lone-surrogate"),
+])
+def test_a_commit_that_is_not_a_sha_is_400_and_never_written(signed_receiver: service.Service,
+                                                             commit: str) -> None:
+    body = json.dumps({"ref": "refs/heads/main", "after": commit, "repository": {"html_url": REPO}}).encode()
+    answer = _post(signed_receiver.receiver, body, push_headers(body, "c"))
+    assert answer.status_code == 400
+    assert "not a commit SHA" in answer.json()["message"]
+
+
+# --- 10. Metrics an attacker cannot inflate ---------------------------------------------------------
+
+def _series(url: str) -> int:
+    text = requests.get(url + "/metrics", timeout=10).text
+    return sum(1 for line in text.splitlines() if line.startswith("gitjob_webhook_") and "{" in line)
+
+
+def test_odd_event_names_and_methods_do_not_grow_the_metrics(open_receiver: service.Service) -> None:
+    url = open_receiver.receiver
+    for number in range(5):   # every label value a request can set, once (and one scrape)
+        requests.request("PROPFIND", url, timeout=10)
+        _post(url, b"{}", {"X-GitHub-Event": f"event-{number}"})
+    _series(url)
+    before = _series(url)
+    for number in range(50):
+        requests.request(f"M{number}", url, timeout=10)
+        _post(url, b"{}", {"X-GitHub-Event": f"event-{number}-{'x' * 200}"})
+    assert _series(url) == before
+
+
+# --- 12. Never 500 ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("framing", [
+    pytest.param(b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", id="chunk-size-not-hex"),
+    pytest.param(b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n", id="chunk-without-crlf"),
+    pytest.param(b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{}\r\n0\r\n\r\n", id="both"),
+    pytest.param(b"Transfer-Encoding: gzip\r\n\r\n{}", id="other-coding"),
+    pytest.param(b"Content-Length: 2, 3\r\n\r\n{}", id="two-lengths"),
+])
+def test_malformed_framing_is_400(open_receiver: service.Service, framing: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", _port(open_receiver.receiver)), timeout=10) as connection:
+        connection.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\n" + framing)
+        assert connection.recv(4096).startswith(b"HTTP/1.1 400")
+
+
+def test_a_stall_right_at_the_body_limit_is_408(offline_receiver: Callable[..., service.Service]) -> None:
+    receiver = offline_receiver([gitrepo("main")], "--max-body-size", "1KiB", "--request-timeout", "1")
+    with socket.create_connection(("127.0.0.1", _port(receiver.receiver)), timeout=10) as connection:
+        connection.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\n"
+                           b"Content-Length: 1024\r\n\r\n" + b"x" * 1023)
+        assert connection.recv(4096).startswith(b"HTTP/1.1 408")
+
+
+def test_a_lone_surrogate_in_string_data_is_a_denial_not_a_500(start_admission: Start) -> None:
+    admission = start_admission()
+    secret = {"apiVersion": "v1", "kind": "Secret", "stringData": {"github": "\ud800"},
+              "metadata": {"name": "gitjob-webhook", "namespace": "cattle-fleet-system"}}
+    answer = requests.post(admission.admission + "/validate/secrets", data=json.dumps(_review(secret)),
+                           headers={"Content-Type": "application/json"}, timeout=10, verify=admission.ca_file)
+    assert answer.status_code == 200
+    assert answer.json()["response"]["allowed"] is False
+
+
+# --- 13. make run is a sandbox; the store that serves is the one asked for -------------------------
+
+def _gitjob_webhook(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    from support.service import command
+    environment = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home", **(env or {})}
+    return subprocess.run(command(*arguments), capture_output=True, text=True, timeout=30, env=environment)
+
+
+def test_a_kubeconfig_named_but_missing_is_an_error_not_a_fallback() -> None:
+    result = _gitjob_webhook("serve", "receiver", "--listen", "127.0.0.1:1",
+                             env={"KUBECONFIG": "/nonexistent"})
+    assert result.returncode == 2
+    assert "$KUBECONFIG names /nonexistent, which does not exist" in result.stderr
+
+
+def test_the_offline_file_cannot_go_with_the_kubernetes_store() -> None:
+    result = _gitjob_webhook("serve", "receiver", "--store", "kubernetes",
+                             "--gitrepos", str(EXAMPLE_GITREPOS))
+    assert result.returncode == 2 and "--gitrepos" in result.stderr
+
+
+def test_an_explicit_offline_file_wins_over_a_kubeconfig_and_says_so(start_receiver: Start,
+                                                                     tmp_path: Any) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [],
+                                          "contexts": []}))
+    receiver = start_receiver("--store", "auto", "--gitrepos", str(EXAMPLE_GITREPOS), "--kubeconfig",
+                              str(kubeconfig))
+    assert "store: offline" in receiver.log()
+    assert "not the cluster of --kubeconfig" in receiver.log()
+
+
+def test_an_empty_offline_store_says_so(start_receiver: Start) -> None:
+    receiver = start_receiver("--store", "offline")
+    assert "the offline store is empty" in receiver.log()
+
+
+# --- 15. Ctrl-C stops the servers at once ------------------------------------------------------------
+
+def test_ctrl_c_stops_serve_all_every_time(dev_certs: Any, tmp_path: Any) -> None:
+    from support.service import command
+    for attempt in range(5):
+        log = tmp_path / f"serve-{attempt}.log"
+        with open(log, "wb") as output:
+            process = subprocess.Popen(command("serve", "all", "--receiver-listen", "127.0.0.1:0",
+                                               "--admission-listen", "127.0.0.1:0", "--store", "offline",
+                                               "--tls-cert", str(dev_certs / "tls.crt"),
+                                               "--tls-key", str(dev_certs / "tls.key")),
+                                       stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for(lambda: log.read_text().count("Booting worker") == 2, timeout=30, message="both workers")
+            os.killpg(process.pid, signal.SIGINT)   # what a terminal sends the whole group on Ctrl-C
+            process.wait(timeout=5)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
