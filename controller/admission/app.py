@@ -24,7 +24,7 @@ from controller.admission.reviews import (MAX_REVIEW_BYTES, BadReview, Decision,
                                           parse_review)
 from controller.admission.validation import validate_secret
 from controller.fleet.secrets import GLOBAL_SECRET
-from controller.logs import fields
+from controller.logs import fields, safe
 from controller.serving import web
 from controller.serving.errors import INTERNAL_ERROR_MESSAGE, ServiceError, render
 from controller.settings import Settings
@@ -145,7 +145,11 @@ def _record(webhook: str, review: Review, decision: Decision) -> None:
     for reason in decision.reasons or ("none",):
         metrics.ADMISSION_DECISIONS.labels(webhook, review.operation, result, reason).inc()
     if not decision.allowed:
+        # Everything here is what the review says: the webhook sees who called it (the API server,
+        # or whoever else reaches port 8443), not who wrote the object; the API server's audit log
+        # has the authenticated user.
         log.warning("admission denied", extra=fields(
-            webhook=webhook, operation=review.operation, namespace=review.namespace, name=review.name,
-            user=review.user.username, uid=review.uid, reasons=list(decision.reasons),
+            via="admission webhook", webhook=webhook, operation=review.operation,
+            namespace=safe(review.namespace), name=safe(review.name),
+            user_in_review=safe(review.user.username), uid=safe(review.uid), reasons=list(decision.reasons),
             message=decision.message))

@@ -215,3 +215,17 @@ def test_example_webhook_secrets_use_the_seed_keys_and_obvious_placeholders():
         keys |= set(secret["stringData"])
     assert keys == {"github", "gitlab", "bitbucket", "bitbucket-server", "gogs", "azure-username",
                     "azure-password"}
+
+
+@pytest.mark.parametrize("example", ["ingress.yaml", "ingress-traefik.yaml"])
+def test_the_example_ingresses_publish_the_webhook_path_alone(example: str) -> None:
+    """/metrics, /readyz and /healthz stay inside the cluster: only the delivery path is routed."""
+    documents = [doc for doc in yaml.safe_load_all((MANIFESTS / "examples" / example).read_text()) if doc]
+    ingress = next(doc for doc in documents if doc["kind"] == "Ingress")
+    paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+    assert paths and all(path["pathType"] == "Exact" for path in paths)
+
+
+def test_the_admission_pods_admit_nothing_but_the_webhook_port(rendered: list[dict[str, Any]]) -> None:
+    policy = find(rendered, "NetworkPolicy", "gitjob-webhook-admission")["spec"]
+    assert [port["port"] for rule in policy["ingress"] for port in rule["ports"]] == [8443]
