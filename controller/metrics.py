@@ -32,6 +32,10 @@ DELIVERY_DURATION = Histogram(
 GITREPO_PATCHES = Counter(
     "gitjob_webhook_gitrepo_patches_total", "GitRepo status writes, by result (patched, current, failed).",
     ["result"])
+PREVIOUS_SECRET_DELIVERIES = Counter(
+    "gitjob_webhook_previous_secret_deliveries_total",
+    "Deliveries that verified only with a webhook Secret's previous keys (a rotation's overlap).",
+    ["provider"])
 UNAUTHENTICATED = Counter(
     "gitjob_webhook_unauthenticated_deliveries_total",
     "Deliveries accepted although no secret applied to them (no global or per-GitRepo secret).",
@@ -48,6 +52,24 @@ CACHE_SYNCED = Gauge(
 CACHED_OBJECTS = Gauge(
     "gitjob_webhook_cached_objects", "Objects held in the named watch-fed cache.", ["cache"],
     multiprocess_mode="liveall")
+CACHE_LAST_SYNC = Gauge(
+    "gitjob_webhook_cache_last_sync_timestamp_seconds",
+    "When the named watch-fed cache last listed its collection in full (start, relist, resync).", ["cache"],
+    multiprocess_mode="liveall")
+
+MISSED_PUSHES = Counter(
+    "gitjob_webhook_missed_pushes_total",
+    "Commits Fleet found by polling that no webhook delivery announced within --missed-push-grace "
+    "(counted by the leader of the reconcile Lease).")
+GITREPOS_BY_STATE = Gauge(
+    "gitjob_webhook_gitrepos",
+    "GitRepos by webhook health state, as `gitjob-webhook status` shows it (the leader of the "
+    "reconcile Lease exports the counts, other processes 0).", ["state"],
+    multiprocess_mode="livemax")
+TLS_CERTIFICATE_EXPIRY = Gauge(
+    "gitjob_webhook_tls_certificate_expiry_timestamp_seconds",
+    "When the admission server's serving certificate expires (notAfter), as loaded at start or last reload.",
+    multiprocess_mode="mostrecent")
 
 
 def exposition() -> tuple[bytes, str]:

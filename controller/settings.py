@@ -12,7 +12,7 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from controller.fleet.durations import parse_go_duration_ns
@@ -56,6 +56,7 @@ class Settings:
     store: str = "auto"
     webhook_mode: str = "auto"
     webhook_polling_interval: str = "1h"
+    missed_push_grace: str = "2m"
     log_format: str = "json"
     log_level: str = "info"
     listen: Listen | None = None
@@ -78,6 +79,8 @@ class Settings:
     resync_period: float = 600.0
     reconcile_period: float = 5.0
     receiver_service_account: str = "gitjob-webhook-receiver"
+    # `trigger`'s secret: read from the environment only (a flag would show in `ps`), never printed.
+    trigger_secret: str | None = field(default=None, repr=False)
 
     @property
     def deliveries_in_flight(self) -> int:
@@ -156,6 +159,12 @@ def _path(text: str) -> str:
     return text
 
 
+def _text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("a value that is not empty")
+    return text
+
+
 def _name(text: str) -> str:
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", text):
         raise ValueError("a Kubernetes object name (lower-case letters, digits, '-' and '.')")
@@ -175,6 +184,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "store": _choice("auto", "kubernetes", "offline"),
     "webhook_mode": _choice("auto", "on", "off"),
     "webhook_polling_interval": _go_duration,
+    "missed_push_grace": _go_duration,
     "log_format": _choice("json", "text"),
     "log_level": _choice("debug", "info", "warning", "error"),
     "listen": _listen,
@@ -197,6 +207,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "resync_period": _seconds,
     "reconcile_period": _seconds,
     "receiver_service_account": _name,
+    "trigger_secret": _text,
 }
 
 _HELP: dict[str, str] = {
@@ -206,6 +217,8 @@ _HELP: dict[str, str] = {
     "store": "auto (a cluster when one is configured, else offline), kubernetes or offline",
     "webhook_mode": "auto (on while the global Secret exists), on or off",
     "webhook_polling_interval": "polling interval given to GitRepos in webhook mode (default 1h)",
+    "missed_push_grace": "how long a commit Fleet found by polling may wait for its webhook delivery "
+                         "before it counts as a missed push (default 2m)",
     "log_format": "json or text",
     "log_level": "debug, info, warning or error",
     "listen": "HOST:PORT to listen on",
@@ -242,16 +255,33 @@ def env_name(option: str) -> str:
     return ENV_PREFIX + option.upper()
 
 
-def add_options(parser: argparse.ArgumentParser, options: tuple[str, ...]) -> None:
-    """Declare the given options on an argparse parser, with no defaults (resolved later)."""
+def add_options(parser: argparse.ArgumentParser, options: tuple[str, ...],
+                renamed: Mapping[str, str] | None = None) -> None:
+    """Declare the given options on an argparse parser, with no defaults (resolved later).
+
+    ``renamed`` gives some options another flag in this parser (``namespace`` →
+    ``--controller-namespace`` where ``--namespace`` means something else); such a flag's value is
+    checked as it is parsed, so that a bad one is reported under the flag the user typed.
+    """
+    renamed = renamed or {}
     for option in options:
-        flag = "--" + option.replace("_", "-")
+        flag = renamed.get(option) or "--" + option.replace("_", "-")
         if option in _BOOLEAN_FLAGS:
             parser.add_argument(flag, dest=option, default=None, action="store_const", const="true",
                                 help=_HELP[option])
         else:
             parser.add_argument(flag, dest=option, default=None, metavar=option.split("_")[-1].upper(),
-                                help=_HELP[option])
+                                help=_HELP[option], type=_checked(option) if option in renamed else str)
+
+
+def _checked(option: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        try:
+            _PARSERS[option](text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected {error}") from None
+        return text
+    return check
 
 
 def build(arguments: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:

@@ -54,6 +54,8 @@ def suggest_key(key: str) -> str | None:
     squashed = dashed.replace("-", "")
     if dashed in SECRET_KEYS:
         return f'did you mean "{dashed}"?'
+    if dashed.endswith("-previous") and dashed[:-len("-previous")] in SECRET_KEYS:
+        return f'did you mean "{dashed[:-len("-previous")]}.previous"?'
     for allowed in SECRET_KEYS:
         if squashed == allowed.replace("-", ""):
             return f'did you mean "{allowed}"?'

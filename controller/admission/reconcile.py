@@ -4,7 +4,8 @@ When webhook mode turns on (the global Secret appears, or ``--webhook-mode on``)
 without ``spec.pollingInterval`` get the configured interval and the defaulted annotation, as the
 admission webhook does for new ones. When it turns off, only GitRepos carrying the annotation and
 still at the interval we set are reverted: an interval an operator chose is never touched. With
-several replicas a Lease elects the one that acts.
+several replicas a Lease elects the one that acts; the same pass, on the same leader, looks for
+missed pushes (:mod:`controller.admission.missed`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from controller.admission.missed import MissedPushDetector
 from controller.fleet.durations import parse_go_duration
 from controller.fleet.gitrepos import GitRepo
 from controller.fleet.secrets import GLOBAL_SECRET
@@ -64,8 +66,9 @@ def _same_duration(value: str | None, interval: str) -> bool:
 
 
 class Reconciler:
-    """Runs :func:`plan` on the cache every ``period`` seconds, while this replica leads, and keeps
-    the receiver's Secret access in line with the GitRepos (:mod:`controller.admission.access`)."""
+    """Runs :func:`plan` on the cache every ``period`` seconds, while this replica leads, keeps the
+    receiver's Secret access in line with the GitRepos (:mod:`controller.admission.access`) and
+    reports missed pushes (:mod:`controller.admission.missed`)."""
 
     def __init__(self, store: Store, settings: Settings, elector: Elector | None = None,
                  period: float = 5.0) -> None:
@@ -74,6 +77,8 @@ class Reconciler:
         self.elector = elector
         self.period = period
         self.access = AccessSync(store, settings.namespace)
+        self.missed = MissedPushDetector(store, settings.missed_push_grace,
+                                         parse_go_duration(settings.missed_push_grace))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reconcile", daemon=True)
 
@@ -95,7 +100,8 @@ class Reconciler:
             global_secret = self.store.secret(self.settings.namespace, GLOBAL_SECRET)
         except SecretUnknown:
             return []   # webhook mode cannot be told yet; the next pass will
-        changes = plan(self.store.gitrepos(), webhook_mode=self.settings.webhook_mode,
+        gitrepos = self.store.gitrepos()
+        changes = plan(gitrepos, webhook_mode=self.settings.webhook_mode,
                        global_secret_exists=global_secret is not None,
                        interval=self.settings.webhook_polling_interval)
         applied = []
@@ -112,6 +118,8 @@ class Reconciler:
             applied.append(change)
             log.info("polling interval adjusted", extra=fields(
                 gitrepo=change.gitrepo.ref, interval=change.interval, why=change.why))
+        self.missed.run_once(gitrepos, webhook_mode=self.settings.webhook_mode,
+                             global_secret_exists=global_secret is not None)
         return applied
 
     def _run(self) -> None:
@@ -119,6 +127,9 @@ class Reconciler:
             try:
                 if self.elector is None or self.elector.try_lead():
                     self.run_once()
+                else:
+                    # A new leader starts from the GitRepos' status: nothing stale is kept or exported.
+                    self.missed.forget()
             except Exception:  # a bug here must not kill the thread: log it and try next period
                 log.exception("reconcile pass failed")
             self._stop.wait(self.period)

@@ -9,12 +9,16 @@ they never reach a message, warning, reason or audit annotation.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Final
 
 from controller.admission.key_names import suggest_key
+from controller.admission.rotation import base_key, rotation_problems, whsec_problem
 from controller.admission.reviews import Decision, Review
-from controller.fleet.secrets import GLOBAL_SECRET, decode_data
+from controller.fleet.secrets import (GLOBAL_SECRET, PREVIOUS_EXPIRY_ANNOTATION, PREVIOUS_SUFFIX, decode_data,
+                                      utc_now)
 from controller.providers import PROVIDERS, SECRET_KEYS, providers_of_key
 
 __all__ = ["DENIAL_CODE", "validate_secret"]
@@ -33,9 +37,10 @@ MAX_MESSAGE_CHARS: Final = 2000
 """A denial longer than this is cut: kubectl prints it on one line."""
 
 _WHITESPACE: Final = b" \t\r\n\v\f"
+_MEANT = re.compile(r'"([a-z-]+)"')
 _ALLOWED_LIST: Final = ", ".join(SECRET_KEYS)
 # Keys that only work together (Azure DevOps' user name and password).
-_KEY_GROUPS: Final = tuple(provider.secret_keys for provider in PROVIDERS if len(provider.secret_keys) > 1)
+_KEY_GROUPS: Final = tuple(pair for provider in PROVIDERS for pair in provider.key_pairs)
 
 
 def _titles(key: str) -> str:
@@ -74,8 +79,9 @@ def _key_names(obj: Mapping[str, Any] | None) -> set[str]:
     return set(decoded.values) | set(decoded.bad)
 
 
-def _problems(obj: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
-    """(problem sentences, reason ids, key names) for a Secret object."""
+def _problems(obj: Mapping[str, Any], old: Mapping[str, Any] | None,
+              now: datetime) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(problem sentences, reason ids, key names, warnings) for a Secret object."""
     decoded = decode_data(obj)
     per_key: dict[str, list[str]] = {}
     reasons: list[str] = []
@@ -87,9 +93,11 @@ def _problems(obj: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
     # A Secret is a few keys; judging (and suggesting fixes for) thousands would let one review cost
     # seconds of CPU on the API server's write path. The rest is counted, not judged.
     for key in keys[:MAX_KEYS_JUDGED]:
-        if key not in SECRET_KEYS:
+        if base_key(key) not in SECRET_KEYS:
             reasons.append("unknown-key")
-            hint = suggest_key(key)
+            hint = suggest_key(base_key(key))
+            if hint is not None and key != base_key(key):
+                hint = _MEANT.sub(lambda meant: f'"{meant[1]}{PREVIOUS_SUFFIX}"', hint, count=1)
             per_key.setdefault(key, []).append("is not a provider key" + (f" ({hint})" if hint else ""))
         if key in decoded.bad:
             reasons.append("undecodable-value")
@@ -99,7 +107,14 @@ def _problems(obj: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
         if problem is not None:
             reasons.append(problem[0])
             per_key.setdefault(key, []).append(problem[1])
+        elif (whsec := whsec_problem(key, decoded.values[key])) is not None:
+            reasons.append("not-a-standard-webhooks-secret")
+            per_key.setdefault(key, []).append(whsec)
     _check_key_groups(keys, per_key, reasons)
+    rotation, rotation_reasons, warnings = rotation_problems(obj, old, keys, now)
+    reasons += rotation_reasons
+    for key, problems in rotation.items():
+        per_key.setdefault(key, []).extend(problems)
     sentences = [" ".join(per_key.pop("", []))] if "" in per_key else []
     sentences += [f"key {_quote(key)} " + " and ".join(per_key[key]) for key in sorted(per_key)]
     if len(keys) > MAX_KEYS_JUDGED:
@@ -111,7 +126,7 @@ def _problems(obj: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
         sentences.append(
             "it has no keys (add at least one provider key, e.g. --from-literal=github=<secret>)"
         )
-    return sentences, list(dict.fromkeys(reasons)), keys
+    return sentences, list(dict.fromkeys(reasons)), keys, warnings
 
 
 def _check_key_groups(keys: list[str], per_key: dict[str, list[str]], reasons: list[str]) -> None:
@@ -138,6 +153,12 @@ def _is_the_webhook_secret(review: Review, controller_namespace: str) -> bool:
     )
 
 
+def _expiry_annotation(obj: Mapping[str, Any]) -> object:
+    metadata = obj.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    return annotations.get(PREVIOUS_EXPIRY_ANNOTATION) if isinstance(annotations, Mapping) else None
+
+
 def _audit(decision: str, reasons: list[str], keys: list[str]) -> dict[str, str]:
     shown = ",".join(keys[:MAX_KEYS_JUDGED]) + (",…" if len(keys) > MAX_KEYS_JUDGED else "")
     return {"decision": decision, "reasons": ",".join(reasons) or "valid", "keys": shown}
@@ -154,7 +175,8 @@ def _consequence(require_signature: bool) -> str:
 
 
 def validate_secret(
-    review: Review, *, controller_namespace: str, require_signature: bool = False
+    review: Review, *, controller_namespace: str, require_signature: bool = False,
+    now: datetime | None = None,
 ) -> Decision:
     """Judge a write to the global webhook Secret; every other Secret is allowed at once.
 
@@ -168,11 +190,13 @@ def validate_secret(
         return _deletion(review, require_signature)
     obj = review.object
     assert obj is not None  # parse_review guarantees an object for CREATE and UPDATE
-    sentences, reasons, keys = _problems(obj)
+    old = review.old_object if review.operation == "UPDATE" else None
+    sentences, reasons, keys, warnings = _problems(obj, old, now or utc_now())
     if not sentences:
-        return _accepted(review, keys, require_signature)
+        return _accepted(review, keys, require_signature, warnings, reasons)
     if review.operation == "UPDATE" and review.old_object is not None \
-            and decode_data(review.old_object) == decode_data(obj):
+            and decode_data(review.old_object) == decode_data(obj) \
+            and _expiry_annotation(review.old_object) == _expiry_annotation(obj):
         # An edit that leaves the keys and values as they were (a label, a finalizer being
         # removed during deletion) must not be blocked by a Secret that predates this webhook.
         return Decision(
@@ -201,14 +225,15 @@ def _deletion(review: Review, require_signature: bool) -> Decision:
                     audit=_audit("allowed", ["secret-deleted"], keys))
 
 
-def _accepted(review: Review, keys: list[str], require_signature: bool) -> Decision:
+def _accepted(review: Review, keys: list[str], require_signature: bool, warnings: list[str],
+              noted: list[str]) -> Decision:
     """A valid Secret; an UPDATE that removes a provider key is warned about."""
-    warnings: list[str] = []
+    removed_warnings: list[str] = []
     if review.operation == "UPDATE":
         removed = sorted((_key_names(review.old_object) - set(keys)) & set(SECRET_KEYS))
         consequence = "will be refused" if require_signature else "will be accepted unauthenticated"
-        warnings = [f'Key "{key}" removed from {GLOBAL_SECRET}: {_titles(key)} deliveries {consequence}'
-                    for key in removed]
-    reasons = ["key-removed"] if warnings else ["valid"]
-    return Decision(allowed=True, warnings=tuple(warnings), reasons=tuple(reasons),
+        removed_warnings = [f'Key "{key}" removed from {GLOBAL_SECRET}: {_titles(key)} deliveries '
+                            f"{consequence}" for key in removed]
+    reasons = (["key-removed"] if removed_warnings else []) + noted or ["valid"]
+    return Decision(allowed=True, warnings=tuple(removed_warnings + warnings), reasons=tuple(reasons),
                     audit=_audit("allowed", reasons, keys))

@@ -28,6 +28,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments["command"] == "explain":
             from controller.cli import explain
             return explain.run(arguments, settings)
+        if arguments["command"] == "status":
+            from controller.cli import status
+            return status.run(arguments, settings)
+        if arguments["command"] == "trigger":
+            from controller.cli import trigger
+            return trigger.run(arguments, settings)
+        if arguments["command"] == "secret":
+            from controller.cli import secret
+            return secret.run(arguments, settings)
         from controller.cli import serve
         return serve.run(arguments["listener"], settings)
     except SettingsError as error:

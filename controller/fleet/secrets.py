@@ -1,18 +1,35 @@
-"""The webhook Secrets: the global one's name, and reading a Secret's data as the API server does.
+"""The webhook Secrets: the global one's name, reading a Secret's data as the API server does, and
+the keys of a rotation in progress.
 
 The offline store, the Kubernetes store and the admission webhook all decode Secret data with
 :func:`decode_data`, so they agree on what a Secret holds and on which values are unreadable.
+
+Rotation: any key may have a ``<key>.previous`` companion, the value it had before, accepted until
+the time in the Secret's annotation :data:`PREVIOUS_EXPIRY_ANNOTATION` so that deliveries the
+provider still signs with the old value are not lost while its settings are updated.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
-__all__ = ["CONTROLLER_NAMESPACE", "GLOBAL_SECRET", "SecretData", "decode_data"]
+__all__ = ["CONTROLLER_NAMESPACE", "GLOBAL_SECRET", "MAX_OVERLAP", "PREVIOUS_EXPIRY_ANNOTATION",
+           "PREVIOUS_SUFFIX", "SecretData", "WebhookSecret", "decode_data", "parse_expiry", "utc_now",
+           "webhook_secret"]
+
+PREVIOUS_SUFFIX: Final = ".previous"
+"""``github.previous``: the value ``github`` had before a rotation."""
+
+PREVIOUS_EXPIRY_ANNOTATION: Final = "gitjob.fleet.cattle.io/previous-keys-expire"
+"""When the ``.previous`` keys stop counting (RFC 3339)."""
+
+MAX_OVERLAP: Final = timedelta(days=30)
+"""The longest a rotation may keep an old value valid."""
 
 GLOBAL_SECRET: Final = "gitjob-webhook"
 """The global webhook Secret's name, in the controller namespace (Fleet's name for it)."""
@@ -67,3 +84,64 @@ def decode_data(obj: Mapping[str, Any]) -> SecretData:
             bad[str(key)] = "is not valid UTF-8 text"
             values.pop(str(key), None)
     return SecretData(values, bad, tuple(malformed))
+
+
+class WebhookSecret(Mapping[str, bytes]):
+    """A webhook Secret's current keys (it is a mapping of them), its previous keys (suffix stripped)
+    and until when those count."""
+
+    def __init__(self, current: Mapping[str, bytes], previous: Mapping[str, bytes] | None = None,
+                 previous_expires: datetime | None = None) -> None:
+        self._current = dict(current)
+        self.previous: Mapping[str, bytes] = dict(previous or {})
+        self.previous_expires = previous_expires
+
+    def __getitem__(self, key: str) -> bytes:
+        return self._current[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current)
+
+    def __len__(self) -> int:
+        return len(self._current)
+
+    def __repr__(self) -> str:
+        # Key names only: a value must never reach a log line or a test report.
+        return f"WebhookSecret(keys={sorted(self._current)}, previous={sorted(self.previous)})"
+
+    def previous_until(self, now: datetime) -> Mapping[str, bytes] | None:
+        """The previous keys while they count (an expiry in the future), else None."""
+        if self.previous and self.previous_expires is not None and now < self.previous_expires:
+            return self.previous
+        return None
+
+
+def parse_expiry(text: object) -> datetime | None:
+    """An RFC 3339 time (``2026-12-01T12:00:00Z``) as an aware datetime, or None when it is not one."""
+    if not isinstance(text, str) or "T" not in text or len(text) > 64:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def webhook_secret(obj: Mapping[str, Any]) -> WebhookSecret:
+    """A Secret object as the receiver uses it: current keys, previous keys and their expiry.
+
+    Undecodable values are left out (:func:`decode_data` reports them; the stores log them).
+    """
+    decoded = decode_data(obj)
+    current = {key: value for key, value in decoded.values.items() if not key.endswith(PREVIOUS_SUFFIX)}
+    previous = {key[:-len(PREVIOUS_SUFFIX)]: value for key, value in decoded.values.items()
+                if key.endswith(PREVIOUS_SUFFIX)}
+    metadata = obj.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    expiry = annotations.get(PREVIOUS_EXPIRY_ANNOTATION) if isinstance(annotations, Mapping) else None
+    return WebhookSecret(current, previous, parse_expiry(expiry))
+
+
+def utc_now() -> datetime:
+    """Now, aware, in UTC (the one clock rotation expiries are compared with)."""
+    return datetime.now(timezone.utc)

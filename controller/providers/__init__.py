@@ -16,6 +16,7 @@ from controller.providers.base import Headers, Provider
 from controller.providers.bitbucket import BITBUCKET
 from controller.providers.bitbucket_server import BITBUCKET_SERVER
 from controller.providers.forgejo import FORGEJO
+from controller.providers.generic import GENERIC
 from controller.providers.gitea import GITEA
 from controller.providers.github import GITHUB
 from controller.providers.gitlab import GITLAB
@@ -24,10 +25,12 @@ from controller.providers.gogs import GOGS
 __all__ = [
     "DELIVERY_ID_HEADERS",
     "HOST_OWNERS",
+    "KEY_PAIRS",
     "KEY_ALIASES",
     "NAMES",
     "PROVIDERS",
     "SECRET_KEYS",
+    "WHSEC_KEYS",
     "by_name",
     "detect",
     "identifying_headers",
@@ -47,6 +50,8 @@ PROVIDERS: tuple[Provider, ...] = (
     BITBUCKET,
     BITBUCKET_SERVER,
     AZURE_DEVOPS,
+    # Recognised by a signature alone: only once no provider's own header is there.
+    GENERIC,
 )
 """Every provider, in detection order."""
 
@@ -59,6 +64,12 @@ SECRET_KEYS: Final = tuple(sorted({key for provider in PROVIDERS for key in prov
 DELIVERY_ID_HEADERS: Final = tuple(dict.fromkeys(
     name for provider in PROVIDERS for name in provider.delivery_headers))
 """Every header that carries a delivery id, in detection order, so a rejected delivery's log has it."""
+
+WHSEC_KEYS: Final = frozenset(key for provider in PROVIDERS for key in provider.whsec_keys)
+"""Keys whose value is a Standard Webhooks secret (``whsec_…``)."""
+
+KEY_PAIRS: Final = tuple(pair for provider in PROVIDERS for pair in provider.key_pairs)
+"""Keys that only work together."""
 
 KEY_ALIASES: Final[Mapping[str, str]] = {
     alias: key for provider in PROVIDERS for alias, key in provider.key_aliases}
@@ -74,7 +85,7 @@ def speaks_for(provider: Provider, host: str) -> bool:
     """Whether a delivery from ``provider`` may concern a repository on ``host``: the host is the
     provider's own SaaS host, or no provider's (self-hosted)."""
     owner = HOST_OWNERS.get(host)
-    return owner is None or owner is provider
+    return owner is None or owner is provider or provider.any_host
 
 
 def by_name(name: str) -> Provider | None:

@@ -72,6 +72,12 @@ class AzureDevOps:
     delivery_headers: tuple[str, ...] = ("x-vss-activityid",)
     secret_keys: tuple[str, ...] = ("azure-username", "azure-password")
     signature: str = "HTTP Basic authentication (user name and password set on the service hook)"
+    where_to_set: str = ("the project → Project settings → Service hooks → your subscription → "
+                         "Basic authentication password")
+    whsec_keys: tuple[str, ...] = ()
+    key_pairs: tuple[tuple[str, ...], ...] = (("azure-username", "azure-password"),)
+    unauthenticated_allowed: bool = True
+    any_host: bool = False
     owned_hosts: tuple[str, ...] = (AZURE_HOST,)
     key_aliases: tuple[tuple[str, str], ...] = (
         ("azureuser", "azure-username"), ("azureusername", "azure-username"),

@@ -143,6 +143,10 @@ class Verification(enum.Enum):
     FAILED = "failed"
     MISSING_SIGNATURE = "missing-signature"
     NO_KEY = "no-key"
+    STALE_TIMESTAMP = "stale-timestamp"
+    """A Standard Webhooks timestamp more than five minutes from now: a replay, or a clock far off."""
+    NO_V1_SIGNATURE = "no-v1-signature"
+    """A Standard Webhooks signature header without any ``v1,`` entry."""
 
 
 class Provider(Protocol):
@@ -173,7 +177,34 @@ class Provider(Protocol):
 
     @property
     def secret_keys(self) -> tuple[str, ...]:
-        """Keys of the webhook Secret this provider verifies with (all of them are needed)."""
+        """Keys of the webhook Secret this provider verifies with."""
+        ...
+
+    @property
+    def where_to_set(self) -> str:
+        """Where an operator sets the webhook's secret at the provider, for rotation's instructions."""
+        ...
+
+    @property
+    def whsec_keys(self) -> tuple[str, ...]:
+        """Keys holding a Standard Webhooks secret (``whsec_`` and base64 of 24 to 64 bytes)."""
+        ...
+
+    @property
+    def key_pairs(self) -> tuple[tuple[str, ...], ...]:
+        """Keys that only work together (Azure DevOps' user name and password)."""
+        ...
+
+    @property
+    def unauthenticated_allowed(self) -> bool:
+        """Whether a delivery may pass unauthenticated where no secret applies (never for the
+        generic trigger: it has no provider behind it to vouch for it)."""
+        ...
+
+    @property
+    def any_host(self) -> bool:
+        """Whether its deliveries may speak for repositories on another provider's SaaS host (the
+        generic trigger's: a CI job or a mirror names the repository it built)."""
         ...
 
     @property

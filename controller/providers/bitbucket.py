@@ -82,6 +82,11 @@ class BitbucketCloud:
     delivery_headers: tuple[str, ...] = ("x-request-uuid",)
     secret_keys: tuple[str, ...] = ("bitbucket",)
     signature: str = "HMAC-SHA256 in X-Hub-Signature when a secret is set in Bitbucket, else the hook UUID"
+    where_to_set: str = "the repository → Repository settings → Webhooks → your hook → Edit → Secret"
+    whsec_keys: tuple[str, ...] = ()
+    key_pairs: tuple[tuple[str, ...], ...] = ()
+    unauthenticated_allowed: bool = True
+    any_host: bool = False
     owned_hosts: tuple[str, ...] = ("bitbucket.org",)
     key_aliases: tuple[tuple[str, str], ...] = (("bitbucketcloud", "bitbucket"),)
     nicknames: tuple[str, ...] = ()

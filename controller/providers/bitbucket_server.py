@@ -61,6 +61,11 @@ class BitbucketServer:
     secret_keys: tuple[str, ...] = ("bitbucket-server",)
     signature: str = "HMAC-SHA256 of the body in X-Hub-Signature"
     # Bitbucket Server's other names: Data Center, and Stash before 2015.
+    where_to_set: str = "the repository → Repository settings → Webhooks → your hook → Secret"
+    whsec_keys: tuple[str, ...] = ()
+    key_pairs: tuple[tuple[str, ...], ...] = ()
+    unauthenticated_allowed: bool = True
+    any_host: bool = False
     owned_hosts: tuple[str, ...] = ()
     key_aliases: tuple[tuple[str, str], ...] = (
         ("bitbucketdatacenter", "bitbucket-server"), ("bitbucketdc", "bitbucket-server"),

@@ -60,6 +60,11 @@ class GitHub:
     delivery_headers: tuple[str, ...] = ("x-github-delivery",)
     secret_keys: tuple[str, ...] = ("github",)
     signature: str = "HMAC-SHA256 of the body in X-Hub-Signature-256 (SHA-1 X-Hub-Signature accepted alone)"
+    where_to_set: str = "the repository (or organisation) → Settings → Webhooks → your hook → Secret"
+    whsec_keys: tuple[str, ...] = ()
+    key_pairs: tuple[tuple[str, ...], ...] = ()
+    unauthenticated_allowed: bool = True
+    any_host: bool = False
     owned_hosts: tuple[str, ...] = ("github.com",)
     key_aliases: tuple[tuple[str, str], ...] = ()
     nicknames: tuple[str, ...] = ()

@@ -1,4 +1,9 @@
-"""GitLab deliveries (`X-Gitlab-Event`, shared token in `X-Gitlab-Token`), project and system hooks."""
+"""GitLab deliveries (`X-Gitlab-Event`), project and system hooks.
+
+Authenticated by a shared token in `X-Gitlab-Token` (key ``gitlab``, sent in clear), or by GitLab's
+signing token, a Standard Webhooks signature over the body (key ``gitlab-signing``, ``whsec_…``),
+or both: every key the Secret holds must be satisfied.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from controller.providers.payloads import (
     str_at,
     unique_urls,
 )
+from controller.providers import standard_webhooks
 from controller.providers.signatures import secret_key, token
 
 __all__ = ["GITLAB", "GitLab"]
@@ -74,9 +80,17 @@ class GitLab:
     name: str = "gitlab"
     title: str = "GitLab"
     identified_by: str = "X-Gitlab-Event"
-    delivery_headers: tuple[str, ...] = ("x-gitlab-event-uuid", "x-gitlab-webhook-uuid")
-    secret_keys: tuple[str, ...] = ("gitlab",)
-    signature: str = "shared token in X-Gitlab-Token"
+    # webhook-id is signed (with a signing token): the one to trust first.
+    delivery_headers: tuple[str, ...] = ("webhook-id", "x-gitlab-event-uuid", "x-gitlab-webhook-uuid")
+    secret_keys: tuple[str, ...] = ("gitlab", "gitlab-signing")
+    signature: str = ("Standard Webhooks signature (webhook-signature) with a signing token, and/or the "
+                      "shared token in X-Gitlab-Token")
+    where_to_set: str = ("the project (or group) → Settings → Webhooks → your hook → Secret token "
+                         "(or Signing token)")
+    whsec_keys: tuple[str, ...] = ("gitlab-signing",)
+    key_pairs: tuple[tuple[str, ...], ...] = ()
+    unauthenticated_allowed: bool = True
+    any_host: bool = False
     owned_hosts: tuple[str, ...] = ("gitlab.com",)
     key_aliases: tuple[tuple[str, str], ...] = ()
     nicknames: tuple[str, ...] = ()
@@ -86,11 +100,22 @@ class GitLab:
         return present(headers, "x-gitlab-event")
 
     def verify(self, headers: Headers, body: bytes, secret: Mapping[str, bytes]) -> Verification:
-        """`X-Gitlab-Token` equals the Secret key `gitlab` (GitLab signs nothing)."""
-        key = secret_key(secret, "gitlab")
-        if key is None:
+        """The signing token's signature (key `gitlab-signing`) and the shared token (key `gitlab`),
+        each checked when the Secret has it."""
+        signing = secret_key(secret, "gitlab-signing")
+        shared = secret_key(secret, "gitlab")
+        if signing is None and shared is None:
             return Verification.NO_KEY
-        return token(header(headers, "x-gitlab-token"), key)
+        if signing is not None:
+            key = standard_webhooks.decode_key(signing)
+            if key is None:
+                return Verification.NO_KEY   # not a whsec_ value: the admission webhook refuses those
+            signed = standard_webhooks.verify(headers, body, key)
+            if signed is not Verification.VERIFIED:
+                return signed
+        if shared is None:
+            return Verification.VERIFIED
+        return token(header(headers, "x-gitlab-token"), shared)
 
     def parse(self, headers: Headers, body: bytes) -> PushEvent:
         """`Push Hook`, `Tag Push Hook` and push/tag-push system hooks → PUSH; anything else → OTHER."""

@@ -34,6 +34,11 @@ class GogsFamily:
     key_aliases: tuple[tuple[str, str], ...] = ()
     nicknames: tuple[str, ...] = ()
     owned_hosts: tuple[str, ...] = ()
+    key_pairs: tuple[tuple[str, ...], ...] = ()
+    whsec_keys: tuple[str, ...] = ()
+    where_to_set: str = "the repository → Settings → Webhooks → your hook → Secret"
+    unauthenticated_allowed: bool = True
+    any_host: bool = False
 
     @property
     def identified_by(self) -> str:

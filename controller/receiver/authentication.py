@@ -9,15 +9,21 @@ absent: the delivery then waits (503).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import logging
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from controller.fleet.gitrepos import GitRepo
-from controller.fleet.secrets import GLOBAL_SECRET
+from controller.fleet.secrets import GLOBAL_SECRET, WebhookSecret, utc_now
+from controller.logs import fields
 from controller.providers.base import Headers, Provider, Verification
 from controller.store import SecretUnknown
 
-ReadSecret = Callable[[str, str], Mapping[str, bytes] | None]
+log = logging.getLogger("gitjob_webhook.receiver")
+
+ReadSecret = Callable[[str, str], WebhookSecret | None]
 
 PRE_VERIFY_LIMIT = 16
 """Secrets a delivery is checked against before it is parsed (each costs one HMAC of the body)."""
@@ -53,6 +59,10 @@ class Verdict:
     """False for an absent global Secret: then no secret applies."""
     unknown: bool = False
     """The Secret has not been read yet: neither present nor absent."""
+    key: str = "current"
+    """Which of its keys verified: ``current``, or ``previous`` during a rotation's overlap."""
+    previous_expires: datetime | None = None
+    """Until when the previous keys count (set when they verified)."""
 
     @property
     def verified(self) -> bool:
@@ -71,17 +81,48 @@ class Verdict:
             return f"the delivery carries no signature or token, but {whose} has a {keys} key"
         if self.result is Verification.NO_KEY:
             return f"{whose} has no (non-empty) {keys} key for {provider.name} deliveries"
+        if self.result is Verification.STALE_TIMESTAMP:
+            return "its webhook-timestamp is more than 5 minutes from now (a replay, or a clock far off)"
+        if self.result is Verification.NO_V1_SIGNATURE:
+            return "its webhook-signature has no v1 entry"
         return f"the signature does not match the {keys} key of {whose}"
 
 
-class Verifier:
-    """Checks one delivery against Secrets, each at most once: an HMAC over a large body is the cost."""
+class ExpiredKeys:
+    """Says once per Secret and expiry that its previous keys no longer count (bounded memory)."""
 
-    def __init__(self, provider: Provider, headers: Headers, body: bytes, read_secret: ReadSecret) -> None:
+    def __init__(self, limit: int = 10_000) -> None:
+        self._said: set[tuple[SecretRef, datetime | None]] = set()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def note(self, ref: SecretRef, expired: datetime | None) -> None:
+        with self._lock:
+            if (ref, expired) in self._said:
+                return
+            if len(self._said) >= self._limit:
+                self._said.clear()
+            self._said.add((ref, expired))
+        log.warning("previous webhook secret keys have expired and are ignored; remove them", extra=fields(
+            secret=str(ref) if not ref.per_gitrepo else f"{ref.namespace}/(a GitRepo's webhookSecret)",
+            expired=expired.isoformat() if expired else None))
+
+
+class Verifier:
+    """Checks one delivery against Secrets, each at most once: an HMAC over a large body is the cost.
+
+    A Secret's current keys are tried first; its previous keys only when those fail and the
+    rotation's overlap has not ended.
+    """
+
+    def __init__(self, provider: Provider, headers: Headers, body: bytes, read_secret: ReadSecret,
+                 now: datetime | None = None, expired: ExpiredKeys | None = None) -> None:
         self.provider = provider
         self.headers = headers
         self.body = body
         self.read_secret = read_secret
+        self.now = now or utc_now()
+        self.expired = expired
         self.verdicts: dict[SecretRef, Verdict] = {}
 
     def verdict(self, ref: SecretRef) -> Verdict:
@@ -124,4 +165,15 @@ class Verifier:
             return Verdict(ref, None, applies=True, unknown=True)
         if data is None:
             return Verdict(ref, None, applies=ref.per_gitrepo)
-        return Verdict(ref, self.provider.verify(self.headers, self.body, data), applies=True)
+        current = self.provider.verify(self.headers, self.body, data)
+        if current is Verification.VERIFIED or not data.previous:
+            return Verdict(ref, current, applies=True)
+        previous = data.previous_until(self.now)
+        if previous is None:
+            if self.expired is not None:
+                self.expired.note(ref, data.previous_expires)
+            return Verdict(ref, current, applies=True)
+        if self.provider.verify(self.headers, self.body, previous) is Verification.VERIFIED:
+            return Verdict(ref, Verification.VERIFIED, applies=True, key="previous",
+                           previous_expires=data.previous_expires)
+        return Verdict(ref, current, applies=True)

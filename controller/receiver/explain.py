@@ -33,6 +33,8 @@ _SIGNATURE_STATUS = {
     Verification.FAILED: "failed",
     Verification.MISSING_SIGNATURE: "missing",
     Verification.NO_KEY: "no-key",
+    Verification.STALE_TIMESTAMP: "stale-timestamp",
+    Verification.NO_V1_SIGNATURE: "no-v1-signature",
 }
 
 
@@ -48,6 +50,8 @@ class SecretReport(TypedDict):
     exists: bool
     applies: bool
     signature: str
+    key: str
+    """Which of its keys verified: current, or previous (a rotation's overlap); "" when none did."""
 
 
 def explain(provider: str, headers: list[tuple[str, str]], body: bytes, store: Store,
@@ -117,7 +121,9 @@ def _signature_report(provider: Provider, plan: Plan) -> dict[str, Any]:
     checked = [_secret_report(verdict, applies=True) for verdict in plan.verdicts.values()]
     applying = plan.applying
     if plan.authenticated:
-        status, detail = "verified", "the delivery verifies against a secret that applies"
+        status = "verified"
+        detail = "the delivery verifies against a secret that applies" + (
+            " with its previous key (a rotation's overlap)" if plan.key_used == "previous" else "")
     elif not applying:
         status = "no-secret"
         detail = "no secret applies: the receiver accepts it unauthenticated unless --require-signature"
@@ -141,6 +147,7 @@ def _secret_report(verdict: Verdict, applies: bool) -> SecretReport:
         "exists": verdict.result is not None,
         "applies": applies and verdict.applies,
         "signature": "no-secret" if verdict.result is None else _verdict_status(verdict),
+        "key": verdict.key if verdict.verified else "",
     }
 
 

@@ -23,6 +23,7 @@ from controller.providers import detect, identifying_headers
 from controller.providers.base import (EventKind, Headers, MalformedDelivery, Provider, TooLarge,
                                        UnsupportedContentType)
 from controller.receiver import matching
+from controller.receiver.authentication import ExpiredKeys
 from controller.receiver.limits import DeliveryMemory
 from controller.receiver.plan import RETRY_AFTER_SECONDS, Plan, make_plan
 from controller.serving.errors import (BodyTooLarge, MalformedRequest, ServiceError, UnknownSender,
@@ -73,6 +74,7 @@ class Receiver:
         self.memory = memory or DeliveryMemory()
         self.now = now
         self.dry_run = dry_run
+        self.expired = ExpiredKeys()
         # Offline, the caller is the operator at the console: names are no secret to them.
         self.show_names_always = store.offline
 
@@ -104,7 +106,7 @@ class Receiver:
     def _plan(self, provider: Provider, delivery: Delivery, throttled: bool) -> Plan:
         try:
             return make_plan(provider, delivery.headers, delivery.body, self.store, self.settings.namespace,
-                             throttled)
+                             throttled, expired=self.expired)
         except UnsupportedContentType as error:
             raise UnsupportedContent(f"{provider.name}: {error}") from None
         except TooLarge as error:
@@ -116,8 +118,12 @@ class Receiver:
         event = plan.event
         self._authorize(provider, plan)
         authenticated = plan.authenticated
-        base = {"provider": provider.name, "event": event.event, "delivery": event.delivery_id,
-                "authenticated": authenticated}
+        base: dict[str, Any] = {"provider": provider.name, "event": event.event,
+                                "delivery": event.delivery_id, "authenticated": authenticated}
+        if authenticated:
+            base["secret"] = plan.key_used
+            if plan.key_used == "previous" and not self.dry_run:
+                metrics.PREVIOUS_SECRET_DELIVERIES.labels(provider.name).inc()
         if event.kind is EventKind.PING:
             return Reply(200, {"outcome": "ping", **base, "message": "pong: the delivery was understood"
                                + (" and verified" if authenticated else "")}, authenticated=authenticated)
@@ -182,6 +188,13 @@ class Receiver:
             # No delivery id in the message: identical pushes (redeliveries) then aggregate into one Event.
             self.store.record_event(gitrepo, "WebhookReceived",
                                     f"{provider.name} push to {change.ref} at {change.commit[:12]}")
+            verdict = plan.verdict_for(gitrepo)
+            if verdict is not None and verdict.key == "previous":
+                expiry = verdict.previous_expires.isoformat() if verdict.previous_expires else "?"
+                self.store.record_event(gitrepo, "WebhookSecretPrevious", (
+                    f"{provider.name} delivery verified with the previous key of its webhook Secret, "
+                    f"accepted until {expiry}: set the new key in the provider's webhook settings"),
+                    kind="Warning")
         if not self.dry_run:
             for result in results:
                 metrics.GITREPO_PATCHES.labels(result.result).inc()

@@ -17,7 +17,7 @@ from controller.fleet.secrets import GLOBAL_SECRET
 from controller.providers.base import EventKind, Headers, Provider, PushEvent
 from controller.providers.payloads import check_parse_budget
 from controller.receiver import matching
-from controller.receiver.authentication import SecretRef, Verdict, Verifier, secret_for
+from controller.receiver.authentication import ExpiredKeys, SecretRef, Verdict, Verifier, secret_for
 from controller.serving.errors import NotAuthenticated, ServiceError, Throttled, Unavailable
 from controller.store import Store
 
@@ -55,6 +55,12 @@ class Plan:
         return any(verdict.verified for verdict in self.verdicts.values())
 
     @property
+    def key_used(self) -> str:
+        """``previous`` when the delivery verified only with keys a rotation is phasing out."""
+        verified = [verdict for verdict in self.verdicts.values() if verdict.verified]
+        return "previous" if verified and all(v.key == "previous" for v in verified) else "current"
+
+    @property
     def applying(self) -> list[Verdict]:
         """Verdicts of the Secrets that apply (an absent global Secret does not)."""
         return [verdict for verdict in self.verdicts.values() if verdict.applies]
@@ -76,6 +82,9 @@ class Plan:
         if applying and not self.authenticated:
             return NotAuthenticated(f"{self.provider.name} delivery not authenticated: "
                                     f"{applying[0].problem(self.provider)}")
+        if not applying and not self.provider.unauthenticated_allowed:
+            return NotAuthenticated(f"{self.provider.name} deliveries are always signed, and no Secret "
+                                    f"with a '{self.provider.secret_keys[0]}' key applies to this repository")
         if not applying and require_signature:
             return NotAuthenticated(REQUIRE_SIGNATURE_PROBLEM)
         return None
@@ -85,7 +94,7 @@ class Plan:
         verdict = self.verdict_for(target.gitrepo)
         if verdict is not None and verdict.applies:
             return verdict.verified
-        return not require_signature
+        return not require_signature and self.provider.unauthenticated_allowed
 
     def _waiting_targets(self) -> bool:
         """A target whose Secret is unknown: writing the others now would make a redelivery skip it."""
@@ -106,7 +115,8 @@ def secrets_to_check(targets: tuple[matching.Target, ...], candidates: tuple[Git
 
 
 def make_plan(provider: Provider, headers: Headers, body: bytes, store: Store, namespace: str,
-              throttled: bool = False, refuse_early: bool = True) -> Plan:
+              throttled: bool = False, refuse_early: bool = True,
+              expired: ExpiredKeys | None = None) -> Plan:
     """Verify what can be verified, parse, match, and check the Secrets that apply.
 
     Raises the provider's `MalformedDelivery`, `UnsupportedContentType` or `TooLarge`; `Throttled`
@@ -114,7 +124,7 @@ def make_plan(provider: Provider, headers: Headers, body: bytes, store: Store, n
     ``refuse_early``, `NotAuthenticated` before parsing when no GitRepo could accept the delivery
     (``explain`` passes False: it reports on every GitRepo all the same).
     """
-    verifier = Verifier(provider, headers, body, store.secret)
+    verifier = Verifier(provider, headers, body, store.secret, expired=expired)
     held = [SecretRef(ns, name, per_gitrepo=(ns, name) != (namespace, GLOBAL_SECRET))
             for ns, name in store.webhook_secrets()]
     verified_first = verifier.verifies_before_parsing(held)

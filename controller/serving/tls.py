@@ -3,7 +3,8 @@
 Every handshake goes through one long-lived front context whose ``sni_callback`` hands the
 connection the current context. The current context is rebuilt when the certificate or key file
 changes (size, mtime or inode), so cert-manager or ``certs`` renewals take effect at the next
-handshake while established connections keep the context they started with.
+handshake while established connections keep the context they started with. Each load exports the
+certificate's expiry (``gitjob_webhook_tls_certificate_expiry_timestamp_seconds``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import logging
 import os
 import ssl
 import threading
+
+from cryptography import x509
 
 from controller.logs import fields
 
@@ -45,6 +48,13 @@ def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     return context
 
 
+def certificate_expiry(cert_file: str) -> float:
+    """When the first certificate of a PEM file expires (notAfter), in seconds since the epoch."""
+    with open(cert_file, "rb") as handle:
+        certificate = x509.load_pem_x509_certificate(handle.read())
+    return certificate.not_valid_after_utc.timestamp()
+
+
 def _unreadable(*paths: str) -> str:
     for path in paths:
         try:
@@ -68,6 +78,7 @@ class ReloadingContext:
             raise CertificateError(f"{error.filename}: {error.strerror}") from None
         self._current = server_context(cert_file, key_file)
         self._last_error = ""
+        self._export_expiry()
         self.front = server_context(cert_file, key_file)
         self.front.sni_callback = self._select
 
@@ -90,12 +101,24 @@ class ReloadingContext:
                     return self._current
                 self._stamps = stamps
                 self._last_error = ""
+                self._export_expiry()
                 log.info("serving certificate reloaded", extra=fields(cert=self.cert_file))
         return self._current
 
     def _select(self, connection: ssl.SSLObject | ssl.SSLSocket, server_name: str | None,
                 context: ssl.SSLContext) -> None:
         connection.context = self.current()
+
+    def _export_expiry(self) -> None:
+        # Imported here, not at the top: prometheus-client picks its storage when first imported,
+        # and `serve` prepares that (controller.serving.gunicorn) only after importing this module.
+        from controller import metrics
+        try:
+            metrics.TLS_CERTIFICATE_EXPIRY.set(certificate_expiry(self.cert_file))
+        except (OSError, ValueError) as error:
+            # The pair loaded, so this is a file replaced in between: the next reload exports it.
+            log.warning("serving certificate expiry not read", extra=fields(cert=self.cert_file,
+                                                                            error=str(error)))
 
     def _note_failure(self, message: str) -> None:
         if message != self._last_error:

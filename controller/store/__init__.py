@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from controller.fleet.gitrepos import GitRepo
+from controller.fleet.secrets import WebhookSecret
 
 
 def timestamp(moment: datetime) -> str:
@@ -65,7 +66,7 @@ class Store(Protocol):
     def gitrepos_for(self, key: str) -> Sequence[GitRepo]:
         """The GitRepos whose normalised repository URL is ``key`` (see :mod:`controller.fleet.urls`)."""
 
-    def secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+    def secret(self, namespace: str, name: str) -> WebhookSecret | None:
         """The decoded data of a webhook Secret, or None when it does not exist.
 
         Raises :class:`SecretUnknown` when the cache cannot say (not read yet, or not readable).

@@ -23,7 +23,7 @@ from controller import metrics
 from controller.fleet.gitrepos import DEFAULTED_ANNOTATION, GitRepo
 from controller.logs import fields
 from controller.settings import Settings
-from controller.fleet.secrets import GLOBAL_SECRET
+from controller.fleet.secrets import GLOBAL_SECRET, WebhookSecret
 from controller.store import GitRepoGone, StoreError, StoreUnavailable, timestamp
 from controller.store.events import EventRecorder
 from controller.store.index import GitRepoIndex
@@ -115,7 +115,7 @@ class KubeStore:
         """Cached GitRepos whose repository key is ``key``."""
         return self.index.for_key(key)
 
-    def secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+    def secret(self, namespace: str, name: str) -> WebhookSecret | None:
         """A read Secret's data; None when it is known not to exist; SecretUnknown otherwise."""
         return self.secrets.get((namespace, name))
 
@@ -212,6 +212,7 @@ class KubeStore:
         self.index.replace_all(gitrepos)
         metrics.CACHED_OBJECTS.labels("gitrepos").set(len(gitrepos))
         metrics.CACHE_SYNCED.labels("gitrepos").set(1)
+        metrics.CACHE_LAST_SYNC.labels("gitrepos").set_to_current_time()
         refs: Counter[SecretKey] = Counter(_secret_ref(g) for g in gitrepos if g.webhook_secret)
         with self._lock:
             self._secret_refs = refs

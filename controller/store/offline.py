@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 from controller.fleet.gitrepos import API_VERSION, DEFAULTED_ANNOTATION, GitRepo
-from controller.fleet.secrets import CONTROLLER_NAMESPACE, GLOBAL_SECRET, decode_data
+from controller.fleet.secrets import (CONTROLLER_NAMESPACE, GLOBAL_SECRET, WebhookSecret, decode_data,
+                                      webhook_secret)
 from controller.logs import fields
 from controller.store import GitRepoGone, StoreError, timestamp
 from controller.store.index import GitRepoIndex
@@ -24,14 +25,14 @@ from controller.store.index import GitRepoIndex
 log = logging.getLogger(__name__)
 
 
-def _secret_values(obj: Mapping[str, Any], where: str) -> dict[str, bytes]:
+def _secret_values(obj: Mapping[str, Any], where: str) -> WebhookSecret:
     """A Secret's data as the API server would store it; a value it would refuse is an error here."""
     decoded = decode_data(obj)
     if decoded.malformed:
         raise StoreError(f"{where}: data and stringData must be maps of key to value")
     for key, reason in sorted(decoded.bad.items()):
         raise StoreError(f"{where}: data.{key} {reason.split(' (')[0]}")
-    return dict(decoded.values)
+    return webhook_secret(obj)
 
 
 class OfflineStore:
@@ -41,7 +42,7 @@ class OfflineStore:
                  namespace: str = CONTROLLER_NAMESPACE) -> None:
         self._lock = threading.Lock()
         self._objects: dict[tuple[str, str], dict[str, Any]] = {}
-        self._secrets: dict[tuple[str, str], dict[str, bytes]] = {}
+        self._secrets: dict[tuple[str, str], WebhookSecret] = {}
         self._index = GitRepoIndex()
         self.events: list[dict[str, str]] = []
         for number, obj in enumerate(objects, start=1):
@@ -104,7 +105,7 @@ class OfflineStore:
         """GitRepos whose repository key is ``key``."""
         return self._index.for_key(key)
 
-    def secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+    def secret(self, namespace: str, name: str) -> WebhookSecret | None:
         """A loaded Secret's data."""
         with self._lock:
             return self._secrets.get((namespace, name))

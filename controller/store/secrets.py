@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
-from controller.fleet.secrets import decode_data
+from controller.fleet.secrets import WebhookSecret, decode_data, webhook_secret
 from controller.logs import fields
 from controller.store import SecretUnknown
 from controller.store.kubeapi import ApiError, KubeApi, secrets_path
@@ -37,8 +37,8 @@ class SecretCache:
         self.resync_period = resync_period
         self.watch_limit = watch_limit
         self._lock = threading.Lock()
-        self._values: dict[SecretKey, dict[str, bytes] | None] = {}
-        self._watches: dict[SecretKey, Reflector[tuple[SecretKey, dict[str, bytes]] | None]] = {}
+        self._values: dict[SecretKey, WebhookSecret | None] = {}
+        self._watches: dict[SecretKey, Reflector[tuple[SecretKey, WebhookSecret] | None]] = {}
         self._poller = _Poller(self, poll_interval)
         self._pinned: SecretKey | None = None
         self._started = False
@@ -77,7 +77,7 @@ class SecretCache:
             polled = wanted - self._watches.keys()
         self._poller.assign(sorted(polled))
 
-    def get(self, key: SecretKey) -> Mapping[str, bytes] | None:
+    def get(self, key: SecretKey) -> WebhookSecret | None:
         """The Secret's data, or None when it is known not to exist; raises SecretUnknown."""
         with self._lock:
             if key in self._values:
@@ -98,21 +98,21 @@ class SecretCache:
                        if watch.attempted.is_set() and (ns, name) not in self._values]
         return sorted(watched + self._poller.failing())
 
-    def _set(self, key: SecretKey, value: dict[str, bytes] | None) -> None:
+    def _set(self, key: SecretKey, value: WebhookSecret | None) -> None:
         with self._lock:
             self._values[key] = value
 
     def _watch(self, key: SecretKey) -> None:
         namespace, name = key
 
-        def replace(values: list[tuple[SecretKey, dict[str, bytes]] | None]) -> None:
+        def replace(values: list[tuple[SecretKey, WebhookSecret] | None]) -> None:
             found = next((value for value in values if value is not None), None)
             self._set(key, found[1] if found is not None else _ABSENT)
 
-        def event(kind: str, value: tuple[SecretKey, dict[str, bytes]] | None) -> None:
+        def event(kind: str, value: tuple[SecretKey, WebhookSecret] | None) -> None:
             self._set(key, value[1] if kind != "DELETED" and value is not None else _ABSENT)
 
-        watch: Reflector[tuple[SecretKey, dict[str, bytes]] | None] = Reflector(
+        watch: Reflector[tuple[SecretKey, WebhookSecret] | None] = Reflector(
             f"secret {namespace}/{name}", self.api,
             Collection(secrets_path(namespace), field_selector=f"metadata.name={name}"),
             secret_value, replace, event, self.resync_period)
@@ -193,11 +193,11 @@ class _Poller:
         self.cache._set(key, value[1] if value is not None else _ABSENT)
 
 
-def secret_value(obj: JsonObject) -> tuple[SecretKey, dict[str, bytes]] | None:
+def secret_value(obj: JsonObject) -> tuple[SecretKey, WebhookSecret] | None:
     """A Secret object's key and decoded data; an undecodable value is logged (by key) and left out."""
     metadata = obj.get("metadata") or {}
     decoded = decode_data(obj)
     for key in sorted(decoded.bad):
         log.warning("secret value cannot be decoded; key ignored",
                     extra=fields(secret=f"{metadata.get('namespace')}/{metadata.get('name')}", key=key))
-    return (str(metadata.get("namespace") or ""), str(metadata.get("name") or "")), dict(decoded.values)
+    return (str(metadata.get("namespace") or ""), str(metadata.get("name") or "")), webhook_secret(obj)

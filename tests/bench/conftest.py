@@ -21,7 +21,7 @@ COMMAND = (
     "make bench  (= .venv/bin/python -m pytest tests/bench -p no:cacheprovider -s "
     "-o testpaths=tests/bench)"
 )
-ALL_SECTIONS = ("a", "b", "c", "d", "e")
+ALL_SECTIONS = ("a", "b", "c", "d", "e", "f")
 
 _sections: dict[str, Section] = {}
 

@@ -73,6 +73,10 @@ CALLS: tuple[Call, ...] = (
     Call("admission", "GET", LEASES + "/gitjob-webhook-reconcile", why="leader election: read"),
     Call("admission", "POST", LEASES, why="leader election: first replica creates the Lease"),
     Call("admission", "PUT", LEASES + "/gitjob-webhook-reconcile", why="leader election: take or renew"),
+    # admission/missed.py through events.py: the leader's WebhookMissed Events.
+    Call("admission", "POST", EVENTS, why="WebhookMissed Event"),
+    Call("admission", "GET", EVENTS + "/{name}", why="the same WebhookMissed Event again: read its count"),
+    Call("admission", "PATCH", EVENTS + "/{name}", why="the same WebhookMissed Event again: bump its count"),
     # admission/access.py through store/rbac.py: the receiver's Secret access, one Role per namespace.
     Call("admission", "GET", RBAC + "/roles", field_selector=f"metadata.name={ACCESS_ROLE}",
          why="the receiver's Secret access: read back"),

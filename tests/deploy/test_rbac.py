@@ -114,7 +114,6 @@ def test_the_internet_facing_receiver_cannot_change_specs_or_elect_itself(render
 @pytest.mark.parametrize("probe", [
     pytest.param(Attributes("patch", "fleet.cattle.io", "gitrepos/status", "fleet-default", "app"),
                  id="status"),
-    pytest.param(Attributes("create", "", "events", "fleet-default", ""), id="events"),
     pytest.param(Attributes("list", "", "secrets", "fleet-default", "my-secret"), id="secrets-elsewhere"),
     pytest.param(Attributes("list", "", "secrets", CONTROLLER_NAMESPACE, "gitjob-webhook-admission-tls"),
                  id="its-own-tls-secret"),

@@ -15,10 +15,14 @@ from controller.admission.key_names import suggest_key
 from controller.admission.validation import validate_secret
 from controller.fleet.secrets import GLOBAL_SECRET as SECRET_NAME
 from controller.providers import SECRET_KEYS as ALLOWED_KEYS
+from controller.providers import WHSEC_KEYS
+
+WHSEC = "whsec_" + base64.b64encode(b"k" * 32).decode()
 
 NAMESPACE = "cattle-fleet-system"
 ALLOWED_LIST = (
-    "Allowed keys: azure-password, azure-username, bitbucket, bitbucket-server, github, gitlab, gogs."
+    "Allowed keys: azure-password, azure-username, bitbucket, bitbucket-server, generic, github, gitlab, "
+    "gitlab-signing, gogs."
 )
 
 
@@ -60,7 +64,8 @@ def validate(review: Review, **options: Any):
     ("data", "string_data"),
     [
         pytest.param({"github": "s3cret"}, None, id="github"),
-        pytest.param({key: "s3cret" for key in ALLOWED_KEYS}, None, id="every-key"),
+        pytest.param({key: WHSEC if key in WHSEC_KEYS else "s3cret" for key in ALLOWED_KEYS}, None,
+                     id="every-key"),
         pytest.param({"azure-username": "user", "azure-password": "pass123"}, None, id="azure-pair"),
         pytest.param(None, {"gitlab": "s3cret"}, id="string-data"),
         pytest.param({"github": "s3cret"}, {"gogs": "s3cret"}, id="data-and-string-data"),
@@ -411,7 +416,7 @@ def test_the_validating_response_has_no_patch_and_keeps_audit_annotations(secret
 
 
 def test_every_warning_is_written_to_fit_120_characters(secret_review, make_secret) -> None:
-    everything = {key: "v" for key in ALLOWED_KEYS}
+    everything = {key: WHSEC if key in WHSEC_KEYS else "v" for key in ALLOWED_KEYS}
     reviews = [
         secret_review(everything, operation="DELETE"),
         secret_review({"github": "v"}, operation="UPDATE", old=make_secret(everything)),

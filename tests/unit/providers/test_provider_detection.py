@@ -21,6 +21,7 @@ def test_providers_are_asked_forks_first_and_bitbucket_cloud_before_server() -> 
         "bitbucket",
         "bitbucket-server",
         "azure-devops",
+        "generic",
     ]
 
 

@@ -175,10 +175,12 @@ def test_a_missing_signature_header_is_reported_as_missing(
 def test_a_missing_or_empty_key_is_no_key_never_a_pass(
     name: str, provider: Provider, secret: dict[str, bytes], header: str, value: str, blank: bytes | None
 ) -> None:
-    for key in provider.secret_keys:
-        partial = {k: v for k, v in secret.items() if k != key}
+    # Without any of the provider's keys; and for keys that only work together, without one of them.
+    removals = [set(provider.secret_keys)] + [{key} for pair in provider.key_pairs for key in pair]
+    for removed in removals:
+        partial = {k: v for k, v in secret.items() if k not in removed}
         if blank is not None:
-            partial[key] = blank
+            partial.update({key: blank for key in removed})
         assert provider.verify({header: value}, fixture(name).body, partial) is Verification.NO_KEY
 
 

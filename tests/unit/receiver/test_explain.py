@@ -98,7 +98,7 @@ def test_the_secret_of_each_gitrepo_is_named_with_whether_it_exists():
     entries = _by_name(_github(github_push(), store, settings=Settings(namespace="default")))
     assert entries["own"]["secret"] | {"signature": None} == {
         "secret": "default/mine", "source": "spec.webhookSecret", "exists": True, "applies": True,
-        "signature": None}
+        "signature": None, "key": ""}
     lost = entries["lost"]["secret"]
     assert (lost["secret"], lost["exists"]) == ("default/gone", False)
 

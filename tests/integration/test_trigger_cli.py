@@ -1,0 +1,118 @@
+"""``gitjob-webhook trigger`` as a CI job runs it: what it sends passes the npm Standard Webhooks
+verifier, it exits 0 only for a 2xx, and every mistake is one line."""
+
+from __future__ import annotations
+
+import base64
+import json
+import pathlib
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from support.interop import npm_verdict
+from support.service import command
+
+SECRET = "whsec_" + base64.b64encode(b"trigger-test-key-of-32-bytes-xyz").decode()
+COMMIT = "af69d162de5a276abc86e0686b2b44033cd3f442"
+PUSH = ("--repository", "https://git.example.com/org/app.git", "--ref", "refs/heads/main", "--commit", COMMIT)
+
+
+@dataclass
+class Capture:
+    """A stand-in receiver: records each request and answers ``status`` with ``answer``."""
+
+    url: str
+    status: int = 202
+    answer: bytes = b'{"outcome": "processed"}'
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+
+@pytest.fixture
+def capture() -> Iterator[Capture]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    captured = Capture(f"http://127.0.0.1:{server.server_address[1]}/")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the http.server name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            captured.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(captured.status)
+            self.send_header("Content-Length", str(len(captured.answer)))
+            self.end_headers()
+            self.wfile.write(captured.answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server.RequestHandlerClass = Handler
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield captured
+    server.shutdown()
+    server.server_close()
+
+
+def _trigger(*arguments: str, secret: str | None = SECRET, secret_file: pathlib.Path | None = None,
+             ) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"}
+    if secret is not None and secret_file is None:
+        env["GITJOB_WEBHOOK_TRIGGER_SECRET"] = secret
+    extra = ("--secret-file", str(secret_file)) if secret_file else ()
+    return subprocess.run(command("trigger", *arguments, *extra), capture_output=True, text=True, timeout=60,
+                          env=env)
+
+
+def test_a_push_is_signed_so_the_npm_verifier_accepts_it(capture: Capture) -> None:
+    result = _trigger("--url", capture.url, *PUSH)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == '202 {"outcome": "processed"}\n'
+    (headers, body), = capture.requests
+    assert json.loads(body) == {"repository": "https://git.example.com/org/app.git", "ref": "refs/heads/main",
+                                "commit": COMMIT}
+    assert npm_verdict(SECRET, headers, body) == "ok"
+    assert npm_verdict("whsec_" + base64.b64encode(b"another-key-of-32-bytes-abcdefgh").decode(),
+                       headers, body) != "ok"
+
+
+def test_each_delivery_has_its_own_id_and_a_ping_is_a_ping(capture: Capture, tmp_path: pathlib.Path) -> None:
+    key = tmp_path / "secret"
+    key.write_text(SECRET + "\n")   # as `kubectl get secret -o jsonpath | base64 -d > file` may leave it
+    assert _trigger("--url", capture.url, *PUSH, secret_file=key).returncode == 0
+    assert _trigger("--url", capture.url, "--event", "ping", secret_file=key).returncode == 0
+    (first, _), (second, ping) = capture.requests
+    assert first["webhook-id"] != second["webhook-id"]
+    assert json.loads(ping) == {"event": "ping"} and npm_verdict(SECRET, second, ping) == "ok"
+
+
+@pytest.mark.parametrize("status", [401, 503])
+def test_anything_but_2xx_exits_1_with_the_answer(capture: Capture, status: int) -> None:
+    capture.status, capture.answer = status, b'{"error": "nope"}'
+    result = _trigger("--url", capture.url, *PUSH)
+    assert result.returncode == 1 and result.stdout == f'{status} {{"error": "nope"}}\n'
+
+
+@pytest.mark.parametrize(("arguments", "secret", "status", "expected"), [
+    pytest.param(PUSH, None, 2, "no secret: pass --secret-file FILE or set GITJOB_WEBHOOK_TRIGGER_SECRET",
+                 id="no-secret"),
+    pytest.param(PUSH, "hunter2", 2, "not a Standard Webhooks secret", id="secret-not-whsec"),
+    pytest.param(PUSH[:4], SECRET, 2, "a push names --commit", id="no-commit"),
+    pytest.param((*PUSH[:3], "main", *PUSH[4:]), SECRET, 2, "--ref 'main': a full ref", id="short-ref"),
+    pytest.param((*PUSH[:5], "abc123"), SECRET, 2, "--commit 'abc123'", id="short-commit"),
+])
+def test_mistakes_are_one_line_and_nothing_is_sent(capture: Capture, arguments: tuple[str, ...],
+                                                   secret: str | None, status: int, expected: str) -> None:
+    result = _trigger("--url", capture.url, *arguments, secret=secret)
+    assert result.returncode == status and capture.requests == []
+    assert result.stderr.count("\n") == 1 and expected in result.stderr and "Traceback" not in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_an_unreachable_receiver_is_one_line(capture: Capture) -> None:
+    result = _trigger("--url", "http://127.0.0.1:9/", *PUSH)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "http://127.0.0.1:9/: cannot deliver" in result.stderr
