@@ -12,8 +12,8 @@ from controller.certs import issue as certs
 from support import service
 from support.paths import EXAMPLE_GITREPOS, PROVIDER_FIXTURES
 
-# The real control plane (cluster.fixtures) and, until every test has moved to it, the emulator.
-pytest_plugins = ["kubeapi.fixtures", "cluster.fixtures"]
+# The real control plane: etcd and kube-apiserver, the cluster view of one test, the fault proxy.
+pytest_plugins = ["cluster.fixtures"]
 
 RunService = Callable[..., service.Service]
 

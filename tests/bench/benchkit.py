@@ -1,8 +1,8 @@
 """Shared tools of the benchmarks: statistics, tables, signed deliveries, RSS, and a load generator.
 
 The load generator runs its clients in separate processes (``spawn``), each with a few threads and
-one ``http.client`` keep-alive connection per thread: a client in the pytest process would share the
-GIL with the in-process API emulator and skew both.
+one ``http.client`` keep-alive connection per thread, so that the clients' own GIL does not cap the
+rate they can send at.
 """
 
 from __future__ import annotations
@@ -20,15 +20,9 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from typing import Any
+from typing import Any, Protocol
 
 GITHUB_SECRET = "bench-secret"
-GLOBAL_SECRET_OBJECT = {
-    "apiVersion": "v1",
-    "kind": "Secret",
-    "metadata": {"name": "gitjob-webhook", "namespace": "cattle-fleet-system"},
-    "stringData": {"github": GITHUB_SECRET},
-}
 
 
 # --- statistics and tables -------------------------------------------------------------------------
@@ -90,6 +84,13 @@ class Section:
 
     def print(self) -> None:
         print("\n" + self.markdown(), flush=True)
+
+
+class Report(Protocol):
+    """The ``report`` fixture: each benchmark registers its section of BENCHMARKS.md."""
+
+    def section(self, key: str, title: str, columns: list[str]) -> Section:
+        """A new section, written to BENCHMARKS.md at the end of the run."""
 
 
 def machine_facts() -> list[str]:
@@ -182,6 +183,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def pid_with_argument(argument: str) -> int:
+    """The one process with exactly this among its arguments (``--secure-port=PORT``, etcd's URL)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                arguments = handle.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if argument in arguments[1:]:
+            found.append(int(entry))
+    if len(found) != 1:
+        raise RuntimeError(f"{len(found)} processes with {argument!r} in their arguments: {found}")
+    return found[0]
+
+
 def child_pids(pid: int) -> list[int]:
     """Direct children of a process (gunicorn workers of an arbiter)."""
     found = []
@@ -220,12 +239,23 @@ class LoadSpec:
     label: str = ""
 
 
+@dataclass(frozen=True)
+class Sent:
+    """One GitHub push the load generator sent, and how it was answered."""
+
+    repo: str
+    commit: str
+    status: int
+    outcome: str  # the answer's summary, e.g. "patched=1"; "" when it has none (a 503 "busy")
+    seconds: float
+
+
 @dataclass
 class LoadResult:
     latencies: list[float]
     statuses: dict[int, int]
     errors: list[str]
-    sent: list[tuple[str, str, int, str]]  # github-push: (repo URL, commit, HTTP status, outcome)
+    sent: list[Sent]  # github-push only
     began: float
     ended: float
 
@@ -240,7 +270,7 @@ def _connection(spec: LoadSpec) -> http.client.HTTPConnection:
 def _client_thread(spec: LoadSpec, thread: int, result: LoadResult, lock: threading.Lock) -> None:
     connection = _connection(spec)
     latencies: list[float] = []
-    sent: list[tuple[str, str, int, str]] = []
+    sent: list[Sent] = []
     statuses: dict[int, int] = {}
     errors: list[str] = []
     delay = spec.start_at - time.time()
@@ -277,7 +307,7 @@ def _client_thread(spec: LoadSpec, thread: int, result: LoadResult, lock: thread
                 outcome = ",".join(f"{k}={v}" for k, v in sorted(summary.items()) if v)
             except ValueError:
                 outcome = "unparsable"
-            sent.append((repo, commit, status, outcome))
+            sent.append(Sent(repo, commit, status, outcome, latencies[-1]))
     connection.close()
     with lock:
         result.latencies += latencies
@@ -310,7 +340,7 @@ class Load:
     latencies: list[float]
     statuses: dict[int, int]
     errors: list[str]
-    sent: list[tuple[str, str, int, str]]
+    sent: list[Sent]
     seconds: float
 
     @property

@@ -1,12 +1,18 @@
-"""Command-line mistakes end with one line naming the problem and exit status 2 (1 at run time)."""
+"""Command-line mistakes end with one line naming the problem and exit status 2 (1 at run time);
+``certs inject`` against a real kube-apiserver."""
 
 from __future__ import annotations
 
+import base64
+import pathlib
 import socket
 import subprocess
 
 import pytest
 
+from cluster.faults import FaultProxy
+from cluster.isolation import Cluster
+from support.kube import WEBHOOK_KINDS, Objects, rendered_webhook_configurations
 from support.paths import EXAMPLE_GITREPOS
 from support.service import command
 
@@ -52,11 +58,11 @@ def _assert_one_line_error(result: subprocess.CompletedProcess[str], status: int
         pytest.param(("explain", "--provider", "github"), "--payload", id="explain without payload"),
     ],
 )
-def test_a_usage_mistake_is_one_line_and_status_2(arguments, expected):
+def test_a_usage_mistake_is_one_line_and_status_2(arguments: tuple[str, ...], expected: str) -> None:
     _assert_one_line_error(_run(*arguments), 2, expected)
 
 
-def test_an_unreadable_certificate_is_named(tmp_path):
+def test_an_unreadable_certificate_is_named(tmp_path: pathlib.Path) -> None:
     result = _run(
         "serve",
         "admission",
@@ -68,14 +74,14 @@ def test_an_unreadable_certificate_is_named(tmp_path):
     _assert_one_line_error(result, 2, "--tls-cert/--tls-key", "none.crt", "No such file")
 
 
-def test_a_key_that_does_not_match_the_certificate_is_named(dev_certs):
+def test_a_key_that_does_not_match_the_certificate_is_named(dev_certs: pathlib.Path) -> None:
     result = _run(
         "serve", "admission", "--tls-cert", str(dev_certs / "tls.crt"), "--tls-key", str(dev_certs / "ca.key")
     )
     _assert_one_line_error(result, 2, "key does not match the certificate")
 
 
-def test_a_file_that_is_not_a_certificate_is_named(tmp_path):
+def test_a_file_that_is_not_a_certificate_is_named(tmp_path: pathlib.Path) -> None:
     (tmp_path / "x.crt").write_text("hello")
     result = _run(
         "serve", "admission", "--tls-cert", str(tmp_path / "x.crt"), "--tls-key", str(tmp_path / "x.crt")
@@ -92,7 +98,7 @@ def test_a_file_that_is_not_a_certificate_is_named(tmp_path):
         ),
     ],
 )
-def test_a_bad_gitrepos_file_is_named(tmp_path, content, expected):
+def test_a_bad_gitrepos_file_is_named(tmp_path: pathlib.Path, content: str, expected: str) -> None:
     path = tmp_path / "gitrepos.yaml"
     path.write_text(content)
     result = _run(
@@ -101,7 +107,7 @@ def test_a_bad_gitrepos_file_is_named(tmp_path, content, expected):
     _assert_one_line_error(result, 2, str(path), expected)
 
 
-def test_a_port_in_use_is_a_runtime_failure(tmp_path):
+def test_a_port_in_use_is_a_runtime_failure(tmp_path: pathlib.Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -119,7 +125,7 @@ def test_a_port_in_use_is_a_runtime_failure(tmp_path):
     _assert_one_line_error(result, 1, f"cannot listen on 127.0.0.1:{port}", "in use")
 
 
-def test_certs_writes_the_three_files_and_reports_what_it_did(tmp_path):
+def test_certs_writes_the_three_files_and_reports_what_it_did(tmp_path: pathlib.Path) -> None:
     result = _run("certs", "--out", str(tmp_path / "c"), "--host", "webhook.example.com")
     assert result.returncode == 0, result.stderr
     assert "CA created, serving certificate created" in result.stdout
@@ -128,12 +134,13 @@ def test_certs_writes_the_three_files_and_reports_what_it_did(tmp_path):
     assert "CA kept, serving certificate kept" in again.stdout
 
 
-def test_certs_into_an_unwritable_place_is_one_line(tmp_path):
+def test_certs_into_an_unwritable_place_is_one_line(tmp_path: pathlib.Path) -> None:
     (tmp_path / "file").write_text("x")
     _assert_one_line_error(_run("certs", "--out", str(tmp_path / "file" / "c")), 2, "cannot create directory")
 
 
-def test_certs_inject_against_an_api_server_that_fails_is_a_runtime_failure(tmp_path, dev_certs):
+def test_certs_inject_against_an_unreachable_api_server_is_a_runtime_failure(
+        tmp_path: pathlib.Path, dev_certs: pathlib.Path) -> None:
     """An API server that cannot be reached is not the user's typing: exit 1, not 2."""
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
@@ -149,7 +156,41 @@ def test_certs_inject_against_an_api_server_that_fails_is_a_runtime_failure(tmp_
     _assert_one_line_error(result, 1, "MutatingWebhookConfiguration gitjob-webhook-admission")
 
 
-def test_a_polling_interval_longer_than_go_allows_is_refused_at_start():
+def test_a_polling_interval_longer_than_go_allows_is_refused_at_start() -> None:
     """settings and the admission path share one duration parser: what starts can be served."""
     result = _run("serve", "receiver", "--webhook-polling-interval", "99999999999h")
     _assert_one_line_error(result, 2, "--webhook-polling-interval", "too long")
+
+
+def test_certs_inject_sets_the_ca_bundle_of_both_webhook_configurations(
+        cluster: Cluster, dev_certs: pathlib.Path) -> None:
+    configurations = rendered_webhook_configurations(cluster)
+    for configuration in configurations:
+        cluster.track(configuration["kind"], configuration["metadata"]["name"])
+    cluster.apply(configurations)
+    result = _run("certs", "inject", "--ca", str(dev_certs / "ca.crt"),
+                  "--kubeconfig", str(cluster.kubeconfig))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "MutatingWebhookConfiguration gitjob-webhook-admission: caBundle set on 1 webhook(s)",
+        "ValidatingWebhookConfiguration gitjob-webhook-admission: caBundle set on 1 webhook(s)"]
+    ca = (dev_certs / "ca.crt").read_bytes()
+    objects = Objects(cluster.control_plane)
+    for kind in WEBHOOK_KINDS:
+        stored = objects.must_get(kind, None, "gitjob-webhook-admission")
+        assert [base64.b64decode(w["clientConfig"]["caBundle"]) for w in stored["webhooks"]] == [ca]
+
+
+@pytest.mark.parametrize("refusal", [
+    pytest.param("failing", id="the API server fails (500)"),
+    pytest.param("forbidden", id="RBAC forbids it (403)"),
+])
+def test_certs_inject_refused_by_the_api_server_is_a_runtime_failure(
+        cluster: Cluster, fault_proxy: FaultProxy, dev_certs: pathlib.Path, refusal: str) -> None:
+    if refusal == "failing":
+        fault_proxy.fail_next("*", r"webhookconfigurations", 500, count=10)
+        kubeconfig, status = fault_proxy.kubeconfig, "500"
+    else:
+        kubeconfig, status = cluster.service_account_kubeconfig(cluster.namespace("ctl"), "nobody"), "403"
+    result = _run("certs", "inject", "--ca", str(dev_certs / "ca.crt"), "--kubeconfig", str(kubeconfig))
+    _assert_one_line_error(result, 1, "MutatingWebhookConfiguration gitjob-webhook-admission", status)

@@ -7,6 +7,9 @@ import subprocess
 
 import pytest
 
+from cluster.faults import FaultProxy
+from cluster.isolation import Cluster
+from support.kube import Objects, gitrepo
 from support.paths import EXAMPLE_GITREPOS, PROVIDER_FIXTURES
 from support.service import command
 
@@ -36,7 +39,7 @@ def _github_push(*headers: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_explain_prints_for_every_gitrepo_whether_the_push_concerns_it():
+def test_explain_prints_for_every_gitrepo_whether_the_push_concerns_it() -> None:
     result = _github_push()
 
     assert result.returncode == 0, result.stderr
@@ -49,7 +52,7 @@ def test_explain_prints_for_every_gitrepo_whether_the_push_concerns_it():
     assert (examples["match"], examples["mismatch"]) == (False, "repository")
 
 
-def test_explain_says_an_unsigned_delivery_would_be_refused_and_a_signed_one_patched():
+def test_explain_says_an_unsigned_delivery_would_be_refused_and_a_signed_one_patched() -> None:
     unsigned = json.loads(_github_push().stdout)
     signed = json.loads(_github_push(f"X-Hub-Signature-256={SIGNATURE}").stdout)
 
@@ -58,7 +61,7 @@ def test_explain_says_an_unsigned_delivery_would_be_refused_and_a_signed_one_pat
     assert {e["name"]: e["result"] for e in signed["gitrepos"]}["sample-app"] == "patched"
 
 
-def test_explain_never_prints_a_secret_value():
+def test_explain_never_prints_a_secret_value() -> None:
     result = _github_push(f"X-Hub-Signature-256={SIGNATURE}")
     assert "IsWishesWereHorsesWedAllBeEatingSteak!" not in result.stdout + result.stderr
 
@@ -95,7 +98,7 @@ def test_explain_never_prints_a_secret_value():
         ),
     ],
 )
-def test_an_explain_mistake_is_one_line_and_status_2(arguments, expected):
+def test_an_explain_mistake_is_one_line_and_status_2(arguments: tuple[str, ...], expected: str) -> None:
     result = _explain(*arguments)
 
     assert result.returncode == 2, result.stderr
@@ -104,34 +107,22 @@ def test_an_explain_mistake_is_one_line_and_status_2(arguments, expected):
     assert result.stdout == ""
 
 
-def test_explain_reads_the_cluster_and_writes_nothing(emulator, kubeconfig_path):
-    emulator.create(
-        {
-            "apiVersion": "fleet.cattle.io/v1alpha1",
-            "kind": "GitRepo",
-            "metadata": {"name": "sample-app", "namespace": "fleet-default"},
-            "spec": {"repo": "https://github.com/binkkatal/sample_app", "branch": "master"},
-        }
-    )
+def test_explain_waits_for_the_cluster_caches_and_writes_nothing(
+        cluster: Cluster, fault_proxy: FaultProxy) -> None:
+    namespace = cluster.namespace("repos")
+    # The repository of github/push.json: no other test's GitRepo tracks it.
+    Objects(cluster.control_plane).create(
+        gitrepo("sample-app", namespace, "https://github.com/binkkatal/sample_app", branch="master"))
+    fault_proxy.delay("GET", r"^/apis/fleet.cattle.io/v1alpha1/gitrepos$", 1.0, count=1)  # a slow first list
     result = subprocess.run(
-        command(
-            "explain",
-            "--kubeconfig",
-            kubeconfig_path,
-            "--provider",
-            "github",
-            "--payload",
-            str(PROVIDER_FIXTURES / "github/push.json"),
-            "--header",
-            "X-GitHub-Event=push",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"},
-    )
+        command("explain", "--kubeconfig", str(fault_proxy.kubeconfig),
+                "--namespace", cluster.namespace("ctl"), "--provider", "github",
+                "--payload", str(PROVIDER_FIXTURES / "github/push.json"), "--header", "X-GitHub-Event=push"),
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"})
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["store"].startswith("kubernetes (")
-    assert [(g["name"], g["match"]) for g in report["gitrepos"]] == [("sample-app", True)]
-    assert not [r for r in emulator.requests if r.method != "GET"]
+    assert [(g["name"], g["match"]) for g in report["gitrepos"] if g["namespace"] == namespace] == [
+        ("sample-app", True)]
+    assert fault_proxy.requests and not [r for r in fault_proxy.requests if r.method != "GET"]
