@@ -14,15 +14,17 @@ from urllib.parse import urlsplit
 import pytest
 
 from benchkit import GITHUB_SECRET, commit_for, github_push, percentile, us
-from controller.receiver import matching
 from controller.fleet.gitrepos import GitRepo
+from controller.fleet.secrets import CONTROLLER_NAMESPACE, GLOBAL_SECRET, WebhookSecret
 from controller.providers.base import PushEvent
 from controller.providers.github import GITHUB
+from controller.receiver import matching
 from controller.receiver.pipeline import Delivery, Receiver
 from controller.settings import Settings
 from controller.store.index import GitRepoIndex
 
 SIZES = (10, 1_000, 10_000, 100_000)
+GLOBAL = (CONTROLLER_NAMESPACE, GLOBAL_SECRET)
 HOT_REPO = "https://github.com/hot-org/hot-repo"
 HOT_SPELLINGS = (
     "https://github.com/hot-org/hot-repo",
@@ -146,8 +148,7 @@ def fleet_match(event: PushEvent, gitrepos: Sequence[GitRepo]) -> list[GitRepo]:
 
 def index_match(event: PushEvent, index: GitRepoIndex) -> list[matching.Target]:
     keys = matching.payload_keys(event)
-    chosen, _ = matching.targets(event, matching.trackers(keys, index.for_key))
-    return chosen
+    return matching.targets(event, matching.trackers(keys, index.for_key))
 
 
 class NoWriteStore:
@@ -158,7 +159,7 @@ class NoWriteStore:
 
     def __init__(self, index: GitRepoIndex) -> None:
         self.index = index
-        self._secrets = {("cattle-fleet-system", "gitjob-webhook"): {"github": GITHUB_SECRET.encode()}}
+        self._secrets = {GLOBAL: WebhookSecret({"github": GITHUB_SECRET.encode()})}
 
     def start(self) -> None:
         return None
@@ -175,8 +176,11 @@ class NoWriteStore:
     def gitrepos_for(self, key: str) -> Sequence[GitRepo]:
         return self.index.for_key(key)
 
-    def secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+    def secret(self, namespace: str, name: str) -> WebhookSecret | None:
         return self._secrets.get((namespace, name))
+
+    def webhook_secrets(self) -> Sequence[tuple[str, str]]:
+        return [GLOBAL]
 
     def patch_status(self, gitrepo: GitRepo, commit: str, when: datetime) -> GitRepo:
         return gitrepo
@@ -186,6 +190,15 @@ class NoWriteStore:
 
     def set_polling_interval(self, gitrepo: GitRepo, interval: str | None, defaulted: bool) -> GitRepo:
         return gitrepo
+
+    def secret_access(self) -> Mapping[str, tuple[str, ...]]:
+        return {}
+
+    def grant_secret_access(self, namespace: str, secrets: tuple[str, ...]) -> None:
+        return None
+
+    def revoke_secret_access(self, namespace: str) -> None:
+        return None
 
     def leader_elector(self, name: str) -> None:
         return None
@@ -266,7 +279,7 @@ def test_matching_scale(report):
             assert len(fleet_match(events[0][2], everything)) == matches
             receiver = Receiver(
                 settings,
-                NoWriteStore(index),  # type: ignore[arg-type]
+                NoWriteStore(index),
                 now=lambda: datetime(2026, 1, 1, tzinfo=timezone.utc),
             )
             first = receiver.handle(Delivery(events[0][0], events[0][1]))
