@@ -73,7 +73,7 @@ class Settings:
     rate_burst: int = 200
     trust_forwarded_for: bool = False
     trusted_proxies: int = 1
-    max_in_flight: int = 0
+    max_in_flight: int = 64
     patch_deadline: float = 8.0
     request_timeout: float = 10.0
     resync_period: float = 600.0
@@ -81,11 +81,6 @@ class Settings:
     receiver_service_account: str = "gitjob-webhook-receiver"
     # `trigger`'s secret: read from the environment only (a flag would show in `ps`), never printed.
     trigger_secret: str | None = field(default=None, repr=False)
-
-    @property
-    def deliveries_in_flight(self) -> int:
-        """Deliveries served at once: ``--max-in-flight``, else all threads but two (kept for probes)."""
-        return self.max_in_flight or max(1, self.threads - 2)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (used to derive per-listener settings)."""
@@ -237,7 +232,8 @@ _HELP: dict[str, str] = {
     "trust_forwarded_for": "take the client address from X-Forwarded-For (only behind your Ingress)",
     "trusted_proxies": "proxies in front that append to X-Forwarded-For (default 1): the client is "
                        "that many entries from the right",
-    "max_in_flight": "deliveries served at once before 503 (default: threads minus two)",
+    "max_in_flight": "requests a worker holds at once, queued for a thread or being served, before it "
+                     "answers 503 (default 64; probes and /metrics are served apart)",
     "patch_deadline": "seconds a status patch is retried before the delivery answers 503",
     "request_timeout": "seconds a client has to send a whole request (TLS handshake, headers, body) "
                        "before it is answered 408",

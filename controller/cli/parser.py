@@ -11,9 +11,10 @@ from controller.cli.errors import UsageError
 
 COMMON = ("kubeconfig", "namespace", "gitrepos", "store", "webhook_mode", "webhook_polling_interval",
           "log_format", "log_level")
-SERVING = ("workers", "threads", "graceful_timeout", "resync_period", "reconcile_period", "request_timeout")
+SERVING = ("workers", "threads", "graceful_timeout", "resync_period", "reconcile_period", "request_timeout",
+           "max_in_flight")
 RECEIVING = ("require_signature", "max_body_size", "rate_limit", "rate_burst", "trust_forwarded_for",
-             "trusted_proxies", "max_in_flight", "patch_deadline")
+             "trusted_proxies", "patch_deadline")
 TLS = ("tls_cert", "tls_key")
 
 

@@ -10,10 +10,10 @@ from flask import Flask, Response, g, jsonify, request
 
 from controller.logs import safe
 from controller.providers import DELIVERY_ID_HEADERS
-from controller.receiver.limits import FailureBudget, InFlight, client_address
+from controller.receiver.limits import FailureBudget, client_address
 from controller.receiver.pipeline import Delivery, Receiver
 from controller.serving import web
-from controller.serving.errors import BodyTooLarge, ServiceError, Unavailable
+from controller.serving.errors import BodyTooLarge, ServiceError
 from controller.settings import Settings
 from controller.store import Store
 
@@ -24,7 +24,6 @@ def create_app(settings: Settings, store: Store) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_size
     receiver = Receiver(settings, store)
     failures = FailureBudget(settings.rate_limit, settings.rate_burst)
-    in_flight = InFlight(settings.deliveries_in_flight)
     hops = settings.trusted_proxies if settings.trust_forwarded_for else 0
     web.install(app, "receiver", store.readiness)
     web.background(app).add(store.start, store.stop)
@@ -36,8 +35,6 @@ def create_app(settings: Settings, store: Store) -> Flask:
         headers = {name.lower(): value for name, value in request.headers.items()}
         g.delivery_id = safe(next((headers[name] for name in DELIVERY_ID_HEADERS if headers.get(name)), None))
         source = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), hops)
-        if not in_flight.enter():
-            raise Unavailable("the receiver is busy; retry", headers={"Retry-After": "1"})
         try:
             reply = receiver.handle(Delivery(headers, _body(settings.max_body_size)),
                                     throttled=failures.exhausted(source))
@@ -46,8 +43,6 @@ def create_app(settings: Settings, store: Store) -> Flask:
             if error.status < 500:
                 failures.spend(source)
             raise
-        finally:
-            in_flight.leave()
         if not reply.authenticated:
             failures.spend(source)
         response = jsonify(reply.body)

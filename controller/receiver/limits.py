@@ -51,21 +51,6 @@ class FailureBudget:
         return min(float(self.burst), tokens + (now - stamp) * self.rate), now
 
 
-class InFlight:
-    """At most ``limit`` deliveries at once, so that threads stay free for probes and metrics."""
-
-    def __init__(self, limit: int) -> None:
-        self._slots = threading.BoundedSemaphore(limit)
-
-    def enter(self) -> bool:
-        """Take a slot without waiting; False when every slot is taken."""
-        return self._slots.acquire(blocking=False)
-
-    def leave(self) -> None:
-        """Give the slot back."""
-        self._slots.release()
-
-
 class DeliveryMemory:
     """Digests of delivery bodies already processed, per provider, for ``ttl`` seconds (bounded LRU).
 

@@ -84,7 +84,8 @@ def gunicorn_options(settings: Settings, listen: Listen, name: str, max_body: in
                      ssl_context: ssl.SSLContext | None = None) -> dict[str, Any]:
     """gunicorn settings for one listener, whose requests may carry at most ``max_body`` bytes."""
     limits = RequestLimits(max_body=max_body, timeout=settings.request_timeout,
-                           buffer_budget=max(64 * 1024 * 1024, 2 * max_body + 1024 * 1024))
+                           buffer_budget=max(64 * 1024 * 1024, 2 * max_body + 1024 * 1024),
+                           max_in_flight=settings.max_in_flight)
     options: dict[str, Any] = {
         "bind": [str(listen)],
         "workers": settings.workers,

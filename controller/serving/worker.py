@@ -10,7 +10,12 @@ complete. Only then does a thread run the application, on bytes already in memor
 Every request has one deadline for all of that (``--request-timeout``): past it the client gets 408
 (or, before a byte of HTTP, a closed connection). A body over the listener's limit gets 413 as soon
 as its length is known, before it is read; malformed framing gets 400; and the bytes held for
-requests still being read are bounded per worker, beyond which a request gets 503.
+requests, arriving or waiting for a thread, are bounded per worker, beyond which a request gets 503.
+
+Complete requests wait for a thread in a queue rather than being turned away: a burst of pushes is
+served in turn, and only a request finding ``--max-in-flight`` others queued or being served gets
+503 with ``Retry-After``. Probes and metrics (``GET /healthz``, ``/readyz``, ``/metrics``) have
+threads of their own, so a pod under a burst still answers its kubelet and Prometheus.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import signal
 import socket
 import ssl
 import time
+from concurrent import futures
 from dataclasses import dataclass, field
 from functools import partial
 from http import HTTPStatus
@@ -40,6 +46,8 @@ _READS_PER_EVENT = 16
 _CHUNK_TO_PARSER = 256 * 1024
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 8 * 1024 * 1024
+_PROBE_THREADS = 2
+_PROBE_PATHS = frozenset({b"/healthz", b"/readyz", b"/metrics"})
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,9 @@ class RequestLimits:
     max_body: int
     timeout: float
     buffer_budget: int
-    """Bytes held at once for requests still arriving, across the worker's connections."""
+    """Bytes held at once for requests arriving or waiting for a thread, across the worker's connections."""
+    max_in_flight: int = 64
+    """Requests (probes aside) queued for a thread or being served at once; one more gets 503."""
 
 
 class _BufferedUnreader(SocketUnreader):  # type: ignore[misc]
@@ -101,6 +111,26 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.reading: dict[TConn, _Reading] = {}
         self.buffered = 0
+        """Bytes held for requests arriving, queued or being served."""
+        self.in_flight = 0
+        self.probe_pool: futures.ThreadPoolExecutor | None = None
+
+    def get_thread_pool(self) -> futures.ThreadPoolExecutor:
+        self.probe_pool = futures.ThreadPoolExecutor(max_workers=_PROBE_THREADS, thread_name_prefix="probe")
+        pool: futures.ThreadPoolExecutor = super().get_thread_pool()
+        return pool
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            if self.probe_pool is not None:
+                self.probe_pool.shutdown(wait=False)
+
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        if self.probe_pool is not None:
+            self.probe_pool.shutdown(wait=False)
+        super().handle_quit(sig, frame)
 
     def init_signals(self) -> None:
         """As gthread, but Ctrl-C is the arbiter's to handle: it reaches the whole process group, and a
@@ -112,9 +142,20 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         """Every path to a thread (accept, keep-alive, deferral) comes here: read first, then serve."""
         if getattr(conn, "complete", False):
             conn.complete = False
-            super().enqueue_req(conn)
+            probe = conn.probe
+            pool = self.probe_pool if probe and self.probe_pool is not None else self.tpool
+            served = pool.submit(self.handle, conn)
+            served.add_done_callback(lambda done: self.method_queue.defer(self._served, conn, done))
             return
         self._start_reading(conn)
+
+    def _served(self, conn: TConn, done: futures.Future[Any]) -> None:
+        """Back on the main loop once a thread answered: release what the request held."""
+        self.buffered -= conn.held
+        conn.held = 0
+        if not conn.probe:
+            self.in_flight -= 1
+        self.finish_request(conn, done)
 
     def murder_pending(self) -> None:
         """Also answer requests that missed their deadline (called by the main loop every second)."""
@@ -208,8 +249,18 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         return True
 
     def _dispatch(self, state: _Reading, end: int) -> None:
-        """The request is complete: hand it, already in memory, to a thread."""
+        """The request is complete: queue it, already in memory, for a thread (probes for their own)."""
+        probe = _is_probe(state.buffer)
+        if not probe and self.in_flight >= self.limits.max_in_flight:
+            self._refuse(state, 503, "unavailable", f"{self.in_flight} requests are queued or being served "
+                         "(--max-in-flight); retry")
+            return
+        held = len(state.buffer)
         conn = self._forget(state)
+        self.buffered += held   # still held, by the parser, until a thread has answered
+        conn.held, conn.probe = held, probe
+        if not probe:
+            self.in_flight += 1
         if conn.parser is None:
             conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
             conn.parser.unreader = _BufferedUnreader(conn.sock)
@@ -281,6 +332,12 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
             sock.send(data)
         except (ssl.SSLError, OSError):
             pass
+
+
+def _is_probe(request: bytearray) -> bool:
+    """``GET /healthz``, ``/readyz`` or ``/metrics`` (any query): what a kubelet or Prometheus asks."""
+    line = bytes(request[:256]).split(b"\r\n", 1)[0].split(b" ")
+    return len(line) == 3 and line[0] == b"GET" and line[1].split(b"?", 1)[0] in _PROBE_PATHS
 
 
 def worker_class(limits: RequestLimits) -> type[BufferingWorker]:

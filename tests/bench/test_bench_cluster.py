@@ -87,8 +87,9 @@ def test_delivery_throughput(report: Report, cluster: Cluster, run_service: RunS
          "2xx delivery without its write"],
     )
     section.notes += [
-        f"API server: {api_server(plane)}. `serve receiver` with its defaults (1 worker, 8 threads, so at "
-        "most 6 deliveries in flight; more are answered 503 busy at once) and the rate limit off, against "
+        f"API server: {api_server(plane)}. `serve receiver` with its defaults (1 worker, 8 threads; "
+        "deliveries beyond the threads wait in the worker's queue, and only beyond 64 queued or served is "
+        "one answered 503 busy) and the rate limit off, against "
         f"it, {THROUGHPUT_GITREPOS} GitRepos and the global Secret stored there. Each connection sends "
         f"signed GitHub pushes for {THROUGHPUT_SECONDS:g} s, each with its own commit and delivery id, to "
         "one GitRepo picked by hash: every delivery answered 2xx is one status PATCH (merge patch, /status) "

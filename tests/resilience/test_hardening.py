@@ -216,6 +216,32 @@ def test_a_forged_forwarded_for_does_not_escape_the_budget(
     assert statuses == [401, 401, 429, 429, 429]
 
 
+def test_a_burst_beyond_the_threads_waits_its_turn_while_probes_are_answered(
+        cluster: Cluster, fault_proxy: FaultProxy, run_service: Callable[..., service.Service]) -> None:
+    """Two threads, eight deliveries at once, each status patch taking a second: all are served."""
+    controller, apps = cluster.namespace("ctl"), cluster.namespace("apps")
+    cluster.apply([{**global_secret(), "metadata": {"name": "gitjob-webhook", "namespace": controller}},
+                   {**gitrepo("app"), "metadata": {"name": "app", "namespace": apps}}])
+    fault_proxy.delay("PATCH", r"/status$", 1.0)
+    receiver = run_service("serve", "receiver", "--listen", "127.0.0.1:0", "--store", "kubernetes",
+                           "--kubeconfig", str(fault_proxy.kubeconfig), "--namespace", controller,
+                           "--threads", "2")
+    url = "http://" + service.listening(receiver, "receiver")
+    service.wait_ready(url, receiver)
+
+    def send(number: int) -> requests.Response:
+        body = push_body(commit_for("burst", number))
+        return _post(url, body, push_headers(body, str(number)), timeout=60)
+    with ThreadPoolExecutor(8) as pool:
+        answers = [pool.submit(send, number) for number in range(8)]
+        wait_for(lambda: sum(1 for r in fault_proxy.requests if r.method == "PATCH") >= 2, timeout=30,
+                 message="the first two patches (six deliveries still waiting)")
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert requests.get(url + path, timeout=2).status_code == 200
+        statuses = [answer.result().status_code for answer in answers]
+    assert statuses == [200] * 8
+
+
 def test_overload_of_the_process_is_503_not_429(cluster: Cluster, fault_proxy: FaultProxy,
                                                 run_service: Callable[..., service.Service]) -> None:
     """One delivery in flight at a time, and the API server slow to take its status patch."""
