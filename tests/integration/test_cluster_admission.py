@@ -17,6 +17,7 @@ import pathlib
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from support.kube import WEBHOOK_KINDS, Objects, gitrepo, rendered_webhook_confi
 from support.waiting import wait_for
 
 DEFAULTED = "gitjob.fleet.cattle.io/polling-interval-defaulted"
+ROTATION_EXPIRY = "gitjob.fleet.cattle.io/previous-keys-expire"
 SERVICE = "gitjob-webhook-admission"
 
 GITREPO = """\
@@ -226,6 +228,49 @@ def test_a_valid_webhook_secret_is_admitted(admitting: Admitting) -> None:
     stored = admitting.objects.must_get("Secret", namespace, "gitjob-webhook")
     assert stored["data"].keys() == {"github", "gitlab"}
     assert admitting.reviews("/validate/secrets") == reviews + 1
+
+
+def _in(delta: timedelta) -> str:
+    return (datetime.now(timezone.utc) + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize(("expiry", "problem"), [
+    pytest.param(None, "previous keys need the annotation gitjob.fleet.cattle.io/previous-keys-expire",
+                 id="no-expiry"),
+    pytest.param(_in(-timedelta(hours=1)), "has passed: set a time ahead, or drop the previous keys",
+                 id="expiry-past"),
+    pytest.param(_in(timedelta(days=31)), "is more than 30 days ahead", id="expiry-31-days-away"),
+])
+def test_a_previous_key_needs_an_expiry_ahead_and_near(admitting: Admitting, expiry: str | None,
+                                                       problem: str) -> None:
+    namespace = admitting.controller_namespace
+    annotation = f"  annotations:\n    {ROTATION_EXPIRY}: \"{expiry}\"\n" if expiry else ""
+    manifest = SECRET.format(name="gitjob-webhook", namespace=namespace,
+                             data="stringData:\n  github: new\n  github.previous: s3cret\n")
+    manifest = manifest.replace(f"  namespace: {namespace}\n", f"  namespace: {namespace}\n{annotation}")
+    refused = admitting.kubectl_apply(manifest)
+    assert refused.returncode != 0 and problem in refused.stderr, refused.stderr
+    denial = refused.stderr.split("denied the request:", 1)[1]   # before it, kubectl shows its own patch
+    assert "s3cret" not in denial
+    kept = admitting.objects.must_get("Secret", namespace, "gitjob-webhook")
+    assert kept["data"].keys() == {"github"}
+
+
+def test_secret_rotate_writes_through_the_webhook(admitting: Admitting) -> None:
+    rotated = subprocess.run(service.command("secret", "rotate", "--provider", "github", "--overlap", "24h",
+                                             "--kubeconfig", str(admitting.cluster.kubeconfig),
+                                             "--namespace", admitting.controller_namespace),
+                             capture_output=True, text=True, timeout=60)
+    assert rotated.returncode == 0, rotated.stderr
+    stored = admitting.objects.must_get("Secret", admitting.controller_namespace, "gitjob-webhook")
+    assert base64.b64decode(stored["data"]["github.previous"]) == b"s3cret"
+    assert ROTATION_EXPIRY in stored["metadata"]["annotations"]
+    again = subprocess.run(service.command("secret", "rotate", "--provider", "github",
+                                           "--kubeconfig", str(admitting.cluster.kubeconfig),
+                                           "--namespace", admitting.controller_namespace),
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and again.stderr.count("\n") == 1
+    assert "a rotation is already under way" in again.stderr
 
 
 @pytest.mark.parametrize("where", [
