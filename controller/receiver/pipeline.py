@@ -213,7 +213,9 @@ class Receiver:
             body["gitrepos"] = [{"namespace": r.gitrepo.namespace, "name": r.gitrepo.name,
                                  "result": r.result, "ref": r.ref, "commit": r.commit}
                                 for r in results if r.result != "unauthorized"]
-        if not results:
+        if not results and base["refs"] and not any(ref["commit"] for ref in base["refs"]):
+            body["message"] = "the push only deletes refs: there is no commit for Fleet to fetch"
+        elif not results:
             body["message"] = ("no GitRepo tracks this ref" if tracked else
                                "no GitRepo tracks this repository") + \
                 "; `gitjob-webhook explain` shows why for each GitRepo"

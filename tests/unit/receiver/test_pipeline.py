@@ -103,6 +103,7 @@ def test_a_deletion_writes_nothing(make_receiver, headers, payload):
     receiver, store = make_receiver([gitrepo(branch="main")])
     status, answer = outcome(receiver, headers, body(payload))
     assert (status, answer["summary"]["patched"]) == (200, 0)
+    assert answer["message"] == "the push only deletes refs: there is no commit for Fleet to fetch"
     assert _webhook_commit(store) == ""
     assert store.events == []
 
