@@ -16,7 +16,7 @@ STORE  ?= offline
 KUBECTL ?= $(shell command -v kubectl 2>/dev/null || echo $(BIN)/kubectl)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench certs image manifests deploy clean distclean
+.PHONY: help run test lint bench certs image manifests deploy chart clean distclean
 
 help:
 	@echo "make run        both servers on the example offline store (STORE=kubernetes: your cluster)"
@@ -27,6 +27,7 @@ help:
 	@echo "make image      the container image (docker, or CONTAINER_ENGINE=podman)"
 	@echo "make manifests  the kustomize output, what make deploy applies"
 	@echo "make deploy     into the cluster of your current kubeconfig context (README: Deploy)"
+	@echo "make chart      helm lint --strict and helm package of charts/gitjob-webhook into dist/"
 	@echo "make clean      the virtualenv and caches (certs/ is kept); make distclean: certs/ too"
 
 $(BIN)/python:
@@ -53,7 +54,7 @@ run: certs
 		--admission-listen $(ADMISSION_LISTEN) --tls-cert $(CERTS)/tls.crt --tls-key $(CERTS)/tls.key \
 		--store $(STORE) $(if $(filter offline,$(STORE)),--gitrepos $(GITREPOS)) --log-format text
 
-test: $(VENV)/.installed-test k8s-binaries test-deps node-deps
+test: $(VENV)/.installed-test k8s-binaries helm test-deps node-deps tests/interop/node_modules
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-dev
@@ -101,10 +102,22 @@ distclean: clean
 k8s-binaries:
 	$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) hack/k8s-binaries.py $(K8S_COMPONENTS)
 
+# helm, built from tools/helm (needs Go) once per version into ~/.cache/gitjob-webhook/helm/<version>/.
+HELM = $(shell $(if $(wildcard $(BIN)/python),$(BIN)/python,python3) hack/helm-binary.py --path)
+.PHONY: helm
+helm:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) hack/helm-binary.py
+
+# The chart, linted as strictly as helm can, then packaged into dist/ (git-ignored).
+chart: helm
+	$(HELM) lint --strict charts/gitjob-webhook --namespace cattle-fleet-system
+	$(HELM) package charts/gitjob-webhook --destination dist
+
 # Debian packages the pod sandbox (tests/deploy/sandbox.py) runs with: bwrap (bubblewrap), setpriv and
-# nsenter (util-linux), ip (iproute2). Installed when missing, without questions; the sandbox needs
-# root anyway (its tests are skipped otherwise), so a user who is not root only gets a note.
-SANDBOX_PACKAGES := bwrap:bubblewrap setpriv:util-linux nsenter:util-linux ip:iproute2
+# nsenter (util-linux), ip (iproute2); and promtool (prometheus) for the monitoring rules' tests
+# (tests/monitoring). Installed when missing, without questions; the sandbox needs root anyway (its
+# tests are skipped otherwise, as are promtool's), so a user who is not root only gets a note.
+SANDBOX_PACKAGES := bwrap:bubblewrap setpriv:util-linux nsenter:util-linux ip:iproute2 promtool:prometheus
 .PHONY: test-deps
 test-deps:
 	@missing=$$(for pair in $(SANDBOX_PACKAGES); do command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; \
@@ -136,3 +149,9 @@ node-artifacts: node-deps
 
 test-node: $(VENV)/.installed-test node-artifacts
 	$(BIN)/python -m pytest tests/node -o testpaths=tests/node
+
+# The npm standardwebhooks package, an independent implementation the signature tests compare with
+# (versions pinned by tests/interop/package-lock.json).
+tests/interop/node_modules: tests/interop/package.json tests/interop/package-lock.json
+	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
+	touch $@
