@@ -9,9 +9,10 @@ absent: the delivery then waits (503).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -173,7 +174,27 @@ class Verifier:
             if self.expired is not None:
                 self.expired.note(ref, data.previous_expires)
             return Verdict(ref, current, applies=True)
-        if self.provider.verify(self.headers, self.body, previous) is Verification.VERIFIED:
-            return Verdict(ref, Verification.VERIFIED, applies=True, key="previous",
-                           previous_expires=data.previous_expires)
+        for mixed in with_previous_values(self.provider, data, previous):
+            if self.provider.verify(self.headers, self.body, mixed) is Verification.VERIFIED:
+                return Verdict(ref, Verification.VERIFIED, applies=True, key="previous",
+                               previous_expires=data.previous_expires)
         return Verdict(ref, current, applies=True)
+
+
+def with_previous_values(provider: Provider, current: Mapping[str, bytes],
+                         previous: Mapping[str, bytes]) -> Iterator[dict[str, bytes]]:
+    """The current keys with some of them at their previous values: every key the Secret holds is
+    still required (a rotation of GitLab's token never makes the signing token optional), and a
+    pair (Azure's user name and password) takes its previous values together or not at all."""
+    held = [key for key in provider.secret_keys if key in current]
+    units = [pair for pair in provider.key_pairs if all(key in current for key in pair)]
+    units += [(key,) for key in held if not any(key in pair for pair in units)]
+    choices = [[False, True] if all(key in previous for key in unit) else [False] for unit in units]
+    for picks in itertools.product(*choices):
+        if not any(picks):
+            continue   # all current: already tried
+        mixed = dict(current)
+        for unit, pick in zip(units, picks):
+            if pick:
+                mixed.update({key: previous[key] for key in unit})
+        yield mixed
