@@ -74,8 +74,8 @@ def check_parse_budget(body: bytes, budget: int) -> None:
     for token, cost in _COST_OF:
         estimate += body.count(token) * cost
         if estimate > budget:
-            raise TooLarge(f"parsing this body would take more than {budget // (1024 * 1024)} MiB before "
-                           "it is authenticated; sign it with a webhook secret")
+            raise TooLarge(f"parsing this body would take more than {budget // (1024 * 1024)} MiB, the "
+                           "limit for a delivery the global webhook Secret has not verified")
 
 
 def decode_body(headers: Headers, body: bytes, *, form_allowed: bool) -> JsonObject:

@@ -26,7 +26,9 @@ log = logging.getLogger("gitjob_webhook.receiver")
 
 ReadSecret = Callable[[str, str], WebhookSecret | None]
 
-PRE_VERIFY_LIMIT = 16
+PRE_VERIFY_BYTES = 64 * 1024 * 1024
+"""How much body a delivery may have hashed against Secrets before it is parsed."""
+PRE_VERIFY_MIN = 16
 """Secrets a delivery is checked against before it is parsed (each costs one HMAC of the body)."""
 
 
@@ -133,19 +135,21 @@ class Verifier:
             found = self.verdicts[ref] = self._check(ref)
         return found
 
-    def verifies_before_parsing(self, refs: Iterable[SecretRef]) -> bool:
-        """Whether the raw delivery verifies against one of ``refs``, checking at most
-        :data:`PRE_VERIFY_LIMIT` Secrets that hold this provider's keys."""
+    def verifies_before_parsing(self, refs: Iterable[SecretRef]) -> SecretRef | None:
+        """The first of ``refs`` the raw delivery verifies against, or None. The Secrets holding this
+        provider's keys are tried until :data:`PRE_VERIFY_BYTES` have been hashed (at least
+        :data:`PRE_VERIFY_MIN` of them): thousands for a push of a few kilobytes, a handful for 25 MiB."""
+        limit = max(PRE_VERIFY_MIN, PRE_VERIFY_BYTES // max(1, len(self.body)))
         checked = 0
         for ref in refs:
             verdict = self.verdict(ref)
             if verdict.verified:
-                return True
+                return ref
             if verdict.result not in (None, Verification.NO_KEY):
                 checked += 1
-                if checked >= PRE_VERIFY_LIMIT:
-                    return False
-        return False
+                if checked >= limit:
+                    return None
+        return None
 
     def refusal_before_parsing(self, refs: list[SecretRef], global_ref: SecretRef) -> Verdict | None:
         """The global Secret's verdict when nothing the body says could change the answer from 401:

@@ -23,8 +23,11 @@ from controller.store import Store
 
 REQUIRE_SIGNATURE_PROBLEM = ("no secret is configured for this repository and --require-signature is set: "
                              "create the gitjob-webhook Secret or a GitRepo webhookSecret")
-UNAUTHENTICATED_PARSE_BUDGET = 16 * 1024 * 1024
-"""Bytes of Python objects a delivery that has not verified may cost to parse (estimated first)."""
+UNTRUSTED_PARSE_BUDGET = 16 * 1024 * 1024
+"""Bytes of objects a body may parse into unless the global Secret verified it: unauthenticated, or
+verified by a GitRepo's own Secret (a real push of 2,048 commits needs about 12 MiB)."""
+TRUSTED_PARSE_BUDGET = 64 * 1024 * 1024
+"""The same for a delivery the global Secret verified (the budgets are estimated before parsing)."""
 RETRY_AFTER_SECONDS = "30"
 
 
@@ -127,8 +130,8 @@ def make_plan(provider: Provider, headers: Headers, body: bytes, store: Store, n
     verifier = Verifier(provider, headers, body, store.secret, expired=expired)
     held = [SecretRef(ns, name, per_gitrepo=(ns, name) != (namespace, GLOBAL_SECRET))
             for ns, name in store.webhook_secrets()]
-    verified_first = verifier.verifies_before_parsing(held)
-    if not verified_first:
+    verified_by = verifier.verifies_before_parsing(held)
+    if verified_by is None:
         if throttled:
             raise Throttled("too many failed deliveries from this source",
                             headers={"Retry-After": "10"})
@@ -136,10 +139,14 @@ def make_plan(provider: Provider, headers: Headers, body: bytes, store: Store, n
         if hopeless is not None and refuse_early:
             raise NotAuthenticated(f"{provider.name} delivery not authenticated: "
                                    f"{hopeless.problem(provider)}")
-        check_parse_budget(body, UNAUTHENTICATED_PARSE_BUDGET)
+    # Only the global Secret's holder (the provider the operator configured) gets the larger budget:
+    # a GitRepo's own Secret is its owner's, and tenants must not be able to exhaust the worker.
+    trusted = verified_by is not None and not verified_by.per_gitrepo
+    check_parse_budget(body, TRUSTED_PARSE_BUDGET if trusted else UNTRUSTED_PARSE_BUDGET)
     event = provider.parse(headers, body)
     keys, foreign = matching.spoken_for(provider, matching.payload_keys(event))
     candidates = tuple(matching.trackers(keys, store.gitrepos_for))
     targets = tuple(matching.targets(event, candidates)) if event.kind is EventKind.PUSH else ()
     checked = {ref: verifier.verdict(ref) for ref in secrets_to_check(targets, candidates, namespace)}
-    return Plan(provider, event, namespace, keys, foreign, candidates, targets, checked, verified_first)
+    return Plan(provider, event, namespace, keys, foreign, candidates, targets, checked,
+                verified_by is not None)

@@ -23,7 +23,7 @@ import yaml
 
 from cluster.faults import FaultProxy
 from cluster.isolation import Cluster
-from reskit import REPO, commit_for, gitrepo, global_secret, push_body, push_headers, signature
+from resilience.reskit import REPO, commit_for, gitrepo, global_secret, push_body, push_headers, signature
 from support import service
 from support.paths import EXAMPLE_GITREPOS
 from support.waiting import wait_for
@@ -141,7 +141,17 @@ def test_a_large_unsigned_body_beyond_the_parse_budget_is_413(open_receiver: ser
     headers = {"Content-Type": "application/json", "X-GitHub-Event": "push"}
     answer = _post(open_receiver.receiver, body, headers, timeout=30)
     assert answer.status_code == 413
-    assert "before it is authenticated" in answer.json()["message"]
+    assert "the global webhook Secret has not verified" in answer.json()["message"]
+
+
+def test_a_body_signed_with_a_gitrepos_own_secret_is_parsed_within_the_budget_too(
+        offline_receiver: Callable[..., service.Service]) -> None:
+    """A team's own Secret is the team's: what it signs must not exhaust the worker either."""
+    receiver = offline_receiver(tenants(1))
+    body = b'{"a": [' + b'[],' * (7 * 1024 * 1024) + b'[]]}'
+    answer = _post(receiver.receiver, body, push_headers(body, "bomb", "team-0-key"), timeout=30)
+    assert answer.status_code == 413
+    assert "the global webhook Secret has not verified" in answer.json()["message"]
 
 
 def test_a_delivery_moving_more_refs_than_are_read_is_413(open_receiver: service.Service) -> None:
@@ -202,6 +212,30 @@ def test_a_flood_of_bad_signatures_behind_one_ingress_does_not_starve_verified_d
     good = push_body(commit_for("good"))
     verified = _post(receiver.receiver, good, {**push_headers(good, "g"), **ingress})
     assert refused[:3] == [401, 401, 401] and set(refused[3:]) == {429}
+    assert verified.status_code == 200 and verified.json()["summary"]["patched"] == 1
+
+
+def tenants(count: int) -> list[dict[str, Any]]:
+    """``count`` teams, each with a GitRepo on its own repository and its own Secret."""
+    objects: list[dict[str, Any]] = []
+    for n in range(count):
+        objects.append({"apiVersion": "v1", "kind": "Secret",
+                        "metadata": {"name": "hook", "namespace": f"team-{n}"},
+                        "stringData": {"github": f"team-{n}-key"}})
+        objects.append(gitrepo("app", f"https://github.com/team-{n}/app", f"team-{n}", webhookSecret="hook"))
+    return objects
+
+
+def test_a_throttled_source_still_gets_its_verified_delivery_through_among_many_secrets(
+        offline_receiver: Callable[..., service.Service]) -> None:
+    """Behind one Ingress, bad deliveries spent the budget; a push signed with the 20th team's own
+    Secret still verifies before parsing and is served."""
+    receiver = offline_receiver(tenants(20), "--rate-limit", "0.01", "--rate-burst", "2")
+    bad = push_body(commit_for("bad"), "https://github.com/team-0/app")
+    assert [_post(receiver.receiver, bad, push_headers(bad, f"b{n}", "wrong")).status_code
+            for n in range(3)] == [401, 401, 429]
+    good = push_body(commit_for("good"), "https://github.com/team-19/app")
+    verified = _post(receiver.receiver, good, push_headers(good, "g", "team-19-key"))
     assert verified.status_code == 200 and verified.json()["summary"]["patched"] == 1
 
 
