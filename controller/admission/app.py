@@ -16,6 +16,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask
+from gunicorn.http.errors import NoMoreData, ParseException
 
 from controller import metrics
 from controller.admission.mutation import mutate_gitrepo
@@ -134,7 +135,10 @@ def _read_body(environ: dict[str, Any]) -> bytes:
         while remaining > 0 and (chunk := stream.read(min(remaining, 65536))):
             remaining -= len(chunk)
         raise too_large
-    data: bytes = stream.read(length) if length >= 0 else stream.read(MAX_REVIEW_BYTES + 1)
+    try:
+        data: bytes = stream.read(length) if length >= 0 else stream.read(MAX_REVIEW_BYTES + 1)
+    except (ParseException, NoMoreData) as error:
+        raise BadReview(f"the request body is malformed: {type(error).__name__}") from None
     if len(data) > MAX_REVIEW_BYTES:
         raise too_large
     return data

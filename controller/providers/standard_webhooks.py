@@ -20,6 +20,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
 from typing import Final
 
@@ -34,6 +35,7 @@ MIN_KEY_BYTES: Final = 24
 MAX_KEY_BYTES: Final = 64
 _MAX_ENTRIES: Final = 16
 _ID, _TIMESTAMP, _SIGNATURE = "webhook-id", "webhook-timestamp", "webhook-signature"
+_SECONDS = re.compile(r"[0-9]{1,12}")   # ASCII digits only: str.isdigit() also takes "²"
 
 
 def signed(headers: Headers) -> bool:
@@ -66,7 +68,7 @@ def verify(headers: Headers, body: bytes, key: bytes, now: float | None = None) 
     signatures = header(headers, _SIGNATURE)
     if not (message_id and stamp and signatures):
         return Verification.MISSING_SIGNATURE
-    if not stamp.isdigit() or len(stamp) > 12:
+    if not _SECONDS.fullmatch(stamp):
         return Verification.FAILED
     current = time.time() if now is None else now
     if abs(current - int(stamp)) > TOLERANCE_SECONDS:

@@ -7,13 +7,14 @@ The request has been read whole by the serving worker before this runs (see
 from __future__ import annotations
 
 from flask import Flask, Response, g, jsonify, request
+from gunicorn.http.errors import NoMoreData, ParseException
 
 from controller.logs import safe
 from controller.providers import DELIVERY_ID_HEADERS
 from controller.receiver.limits import FailureBudget, client_address
 from controller.receiver.pipeline import Delivery, Receiver
 from controller.serving import web
-from controller.serving.errors import BodyTooLarge, ServiceError
+from controller.serving.errors import BodyTooLarge, MalformedRequest, ServiceError
 from controller.settings import Settings
 from controller.store import Store
 
@@ -55,7 +56,11 @@ def create_app(settings: Settings, store: Store) -> Flask:
 
 def _body(limit: int) -> bytes:
     """The raw body (already in memory); 413 when it is over ``limit``, announced or chunked."""
-    data = request.get_data(cache=False)
+    try:
+        data = request.get_data(cache=False)
+    except (ParseException, NoMoreData) as error:
+        # The worker's framing check is meant to catch these first; gunicorn's reader is the last word.
+        raise MalformedRequest(f"the request body is malformed: {type(error).__name__}") from None
     # werkzeug refuses an over-long Content-Length, but silently cuts a chunked body at the limit:
     # one more byte from the stream tells a body of exactly the limit from a longer one.
     if len(data) >= limit and request.content_length is None and request.environ["wsgi.input"].read(1):

@@ -24,7 +24,16 @@ MAX_CHUNKS: Final = 10_000
 _HEADER_END = b"\r\n\r\n"
 _CHUNK_LINE_MAX = 1024
 _CONTENT_LENGTH = re.compile(rb"^[0-9]{1,19}$")
-_CHUNK_SIZE = re.compile(rb"^[0-9A-Fa-f]{1,16}$")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# RFC 9110 5.6.2 token, 5.6.4 quoted-string; RFC 9112 7.1.1 chunk-ext (with optional whitespace).
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
+_CHUNK_EXTENSION = re.compile(rb"(?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|"
+                              + _QUOTED + rb"))?)*")
+_TRAILER_NAME = re.compile(_TOKEN)
+# RFC 9110 6.5.1: fields a trailer must not carry (framing, routing, authentication).
+_FORBIDDEN_TRAILERS = frozenset({b"host", b"content-length", b"transfer-encoding", b"trailer",
+                                 b"authorization", b"te"})
 
 
 class Framing(enum.Enum):
@@ -114,8 +123,13 @@ class Scanner:
                 return Scan(Framing.INCOMPLETE)
             if line_end == -2:
                 return Scan(Framing.MALFORMED, reason="a chunk-size line is too long")
-            size_text = bytes(view[position:line_end]).split(b";", 1)[0].strip()
-            if not _CHUNK_SIZE.match(size_text):
+            size_text, extended, extension = bytes(view[position:line_end]).partition(b";")
+            if extended:
+                # RFC 9112 7.1.1: whitespace may precede an extension, and only then.
+                if not _CHUNK_EXTENSION.fullmatch(b";" + extension):
+                    return Scan(Framing.MALFORMED, reason="a chunk extension is malformed")
+                size_text = size_text.rstrip(b" \t")
+            if not _CHUNK_SIZE.fullmatch(size_text):
                 return Scan(Framing.MALFORMED, reason="a chunk size is not hexadecimal")
             size = int(size_text, 16)
             if size == 0:
@@ -173,7 +187,10 @@ def _scan_trailers(view: memoryview, position: int) -> Scan:
             return Scan(Framing.TOO_LARGE, reason=f"the trailers are over {MAX_HEADER_BYTES} bytes")
         if line_end == position:
             return Scan(Framing.COMPLETE, end=position + 2)
-        if b":" not in bytes(view[position:line_end]):
+        line = bytes(view[position:line_end])
+        name, colon, _ = line.partition(b":")
+        if not colon or b"\n" in line or not _TRAILER_NAME.fullmatch(name) \
+                or name.lower() in _FORBIDDEN_TRAILERS:
             return Scan(Framing.MALFORMED, reason="a trailer line is malformed")
         trailers += line_end - position
         position = line_end + 2

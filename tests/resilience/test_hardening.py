@@ -365,11 +365,27 @@ def test_odd_event_names_and_methods_do_not_grow_the_metrics(open_receiver: serv
     pytest.param(b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{}\r\n0\r\n\r\n", id="both"),
     pytest.param(b"Transfer-Encoding: gzip\r\n\r\n{}", id="other-coding"),
     pytest.param(b"Content-Length: 2, 3\r\n\r\n{}", id="two-lengths"),
+    pytest.param(b"Transfer-Encoding: chunked\r\n\r\n 2\r\n{}\r\n0\r\n\r\n", id="space-before-size"),
+    pytest.param(b"Transfer-Encoding: chunked\r\n\r\n2\x0b\r\n{}\r\n0\r\n\r\n", id="vertical-tab-after-size"),
+    pytest.param(b"Transfer-Encoding: chunked\r\n\r\n2;a\nb\r\n{}\r\n0\r\n\r\n", id="bare-lf-in-extension"),
+    pytest.param(b"Transfer-Encoding: chunked\r\n\r\n2;\x01\r\n{}\r\n0\r\n\r\n", id="control-in-extension"),
+    pytest.param(b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nContent-Length: 5\r\n\r\n",
+                 id="forbidden-trailer"),
+    pytest.param(b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nBad Name: x\r\n\r\n",
+                 id="trailer-name-not-a-token"),
 ])
 def test_malformed_framing_is_400(open_receiver: service.Service, framing: bytes) -> None:
     with socket.create_connection(("127.0.0.1", _port(open_receiver.receiver)), timeout=10) as connection:
         connection.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\n" + framing)
         assert connection.recv(4096).startswith(b"HTTP/1.1 400")
+
+
+def test_chunk_extensions_and_trailers_as_the_rfc_allows_are_served(open_receiver: service.Service) -> None:
+    with socket.create_connection(("127.0.0.1", _port(open_receiver.receiver)), timeout=10) as connection:
+        connection.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: ping\r\nConnection: close\r\n"
+                           b"Transfer-Encoding: chunked\r\n\r\n2 ;name=value;q=\"a b\"\r\n{}\r\n"
+                           b"0\r\nX-Checksum: abc\r\n\r\n")
+        assert connection.recv(4096).startswith(b"HTTP/1.1 200")
 
 
 def test_a_stall_right_at_the_body_limit_is_408(offline_receiver: Callable[..., service.Service]) -> None:

@@ -100,7 +100,8 @@ def test_a_missing_header_is_a_missing_signature(headers: dict[str, str]) -> Non
     assert verify(headers, BODY, b"k" * 32, now=NOW) is Verification.MISSING_SIGNATURE
 
 
-@pytest.mark.parametrize("stamp", ["soon", "-1", "1e9", "99999999999999"])
+@pytest.mark.parametrize("stamp", ["soon", "-1", "1e9", "99999999999999", "\u00b2", "\uff11\uff12\uff13",
+                                   " 17"])
 def test_a_timestamp_that_is_not_seconds_fails(stamp: str) -> None:
     headers = {"webhook-id": "x", "webhook-timestamp": stamp, "webhook-signature": "v1,x"}
     assert verify(headers, BODY, b"k" * 32, now=NOW) is Verification.FAILED
