@@ -46,6 +46,8 @@ _READS_PER_EVENT = 16
 _CHUNK_TO_PARSER = 256 * 1024
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 8 * 1024 * 1024
+_SMALL_REQUEST = 1024 * 1024
+_SMALL_RESERVE = 16 * 1024 * 1024
 _PROBE_THREADS = 2
 _PROBE_PATHS = frozenset({b"/healthz", b"/readyz", b"/metrics"})
 
@@ -57,7 +59,8 @@ class RequestLimits:
     max_body: int
     timeout: float
     buffer_budget: int
-    """Bytes held at once for requests arriving or waiting for a thread, across the worker's connections."""
+    """Bytes held at once for requests arriving or waiting for a thread, across the worker's connections
+    (requests of up to 1 MiB may hold 16 MiB more: a few slow large uploads cannot lock them out)."""
     max_in_flight: int = 64
     """Requests (probes aside) queued for a thread or being served at once; one more gets 503."""
 
@@ -241,12 +244,19 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
             if not data:
                 self._drop(state)   # the client went away before its request was complete
                 return False
-            if self.buffered + len(data) > self.limits.buffer_budget:
+            if not self._room_for(len(state.buffer) + len(data), len(data)):
                 self._refuse(state, 503, "unavailable", "too many requests are arriving at once; retry")
                 return False
             state.buffer += data
             self.buffered += len(data)
         return True
+
+    def _room_for(self, request_size: int, more: int) -> bool:
+        """Whether ``more`` bytes of a request that would then hold ``request_size`` fit the budget."""
+        budget = self.limits.buffer_budget
+        if request_size <= _SMALL_REQUEST:
+            budget += _SMALL_RESERVE
+        return self.buffered + more <= budget
 
     def _dispatch(self, state: _Reading, end: int) -> None:
         """The request is complete: queue it, already in memory, for a thread (probes for their own)."""

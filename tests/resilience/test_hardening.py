@@ -215,6 +215,27 @@ def test_a_flood_of_bad_signatures_behind_one_ingress_does_not_starve_verified_d
     assert verified.status_code == 200 and verified.json()["summary"]["patched"] == 1
 
 
+def test_slow_large_uploads_filling_the_buffer_do_not_lock_out_a_push(
+        offline_receiver: Callable[..., service.Service]) -> None:
+    """Three uploads announce 24 MB, send 22 MB each and stall, leaving the worker's 64 MiB buffer
+    budget 50 bytes short of full: a signed push of a few hundred bytes is still served."""
+    receiver = offline_receiver([global_secret(), gitrepo("main")], "--request-timeout", "30")
+    port = _port(receiver.receiver)
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nContent-Length: 24000000\r\n\r\n"
+    each = (64 * 1024 * 1024 - 50) // 3 - len(head)
+    stalled = [_stall(port, head + b"x" * each) for _ in range(3)]
+    try:
+        good = push_body(commit_for("small"))
+        answer = _post(receiver.receiver, good, push_headers(good, "small"))
+        assert answer.status_code == 200 and answer.json()["summary"]["patched"] == 1
+        last = _stall(port, head + b"x" * 2_000_000)   # another large one is refused
+        stalled.append(last)
+        assert last.recv(4096).startswith(b"HTTP/1.1 503")
+    finally:
+        for connection in stalled:
+            connection.close()
+
+
 def tenants(count: int) -> list[dict[str, Any]]:
     """``count`` teams, each with a GitRepo on its own repository and its own Secret."""
     objects: list[dict[str, Any]] = []
