@@ -12,7 +12,7 @@ import pathlib
 
 import pytest
 
-from benchkit import Section, machine_facts
+from bench.benchkit import Section, machine_facts
 from support.waiting import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -6,10 +6,11 @@ import json
 import pathlib
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from benchkit import LoadSpec, client_processes, ms, run_load, statuses_text
+from bench.benchkit import Load, LoadSpec, Report, client_processes, ms, run_load, statuses_text
 from support import service
 from support.paths import EXAMPLE_GITREPOS
 from support.waiting import free_port
@@ -68,7 +69,7 @@ VALIDATE_REVIEW = json.dumps(
 
 
 @pytest.fixture
-def floor(dev_certs, tmp_path):
+def floor(dev_certs: pathlib.Path, tmp_path: pathlib.Path) -> Iterator[service.Service]:
     port = free_port()
     log_path = tmp_path / "floor.log"
     with open(log_path, "wb") as log_file:
@@ -94,7 +95,7 @@ def floor(dev_certs, tmp_path):
 
 
 @pytest.fixture
-def admission_server(run_service, dev_certs):
+def admission_server(run_service: Callable[..., service.Service], dev_certs: pathlib.Path) -> service.Service:
     port = free_port()
     started = run_service(
         "serve",
@@ -116,7 +117,9 @@ def admission_server(run_service, dev_certs):
 
 
 @pytest.mark.timeout(300)
-def test_admission_against_the_floor(report, floor, admission_server, dev_certs):
+def test_admission_against_the_floor(
+    report: Report, floor: service.Service, admission_server: service.Service, dev_certs: pathlib.Path
+) -> None:
     section = report.section(
         "c",
         "c. Admission reviews over HTTPS keep-alive, against a bare-Flask floor",
@@ -136,7 +139,7 @@ def test_admission_against_the_floor(report, floor, admission_server, dev_certs)
     ]
     ca = str(dev_certs / "ca.crt")
 
-    def measure(started: service.Service, path: str, body: bytes, label: str):
+    def measure(started: service.Service, path: str, body: bytes, label: str) -> tuple[Load, int]:
         port = int(started.admission.rsplit(":", 1)[1])
         load = run_load(
             LoadSpec(

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from benchkit import (
+from bench.benchkit import (
     GITHUB_SECRET,
     LoadSpec,
     Report,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import requests
 import yaml
 
-from benchkit import Report, child_pids, gitrepo_object
+from bench.benchkit import Report, child_pids, gitrepo_object
 from support import service
 
 MiB = 1024 * 1024

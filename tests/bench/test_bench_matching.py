@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from benchkit import GITHUB_SECRET, commit_for, github_push, percentile, us
+from bench.benchkit import GITHUB_SECRET, Report, commit_for, github_push, percentile, us
 from controller.fleet.gitrepos import GitRepo
 from controller.fleet.secrets import CONTROLLER_NAMESPACE, GLOBAL_SECRET, WebhookSecret
 from controller.providers.base import PushEvent
@@ -227,7 +227,7 @@ def _events(urls: Sequence[str], count: int, label: str) -> list[tuple[dict[str,
 
 
 @pytest.mark.timeout(600)
-def test_matching_scale(report):
+def test_matching_scale(report: Report) -> None:
     section = report.section(
         "a",
         "a. Matching scale: index lookup against Fleet's regex scan",

@@ -169,7 +169,7 @@ def grants_for(objects: Iterable[dict[str, Any]], service_account: str,
     objects = list(objects)
     roles = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in objects
              if o["kind"] in ("Role", "ClusterRole")}
-    grants = []
+    grants: list[Grant] = []
     for binding in objects:
         if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
             continue

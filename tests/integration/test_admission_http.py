@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
 
-REVIEW = {
+from controller.admission.wire import AdmissionReviewRequest
+from support import service
+
+REVIEW: AdmissionReviewRequest = {
     "apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview",
     "request": {
         "uid": "0d6c9a1e-5a0b-4a44-9b8e-2f1c7c1f0a11",
@@ -25,12 +30,15 @@ REVIEW = {
 }
 
 
-def _post(admission, path: str, data, **kwargs) -> requests.Response:
+def _post(admission: service.Service, path: str, data: str | bytes | Iterator[bytes],
+          **kwargs: Any) -> requests.Response:
     return requests.post(admission.admission + path, data=data, timeout=10, verify=admission.ca_file,
                          headers={"Content-Type": "application/json"}, **kwargs)
 
 
-def test_a_gitrepo_review_is_answered_with_a_patch_echoing_version_and_uid(admission):
+def test_a_gitrepo_review_is_answered_with_a_patch_echoing_version_and_uid(
+    admission: service.Service
+) -> None:
     answer = _post(admission, "/mutate/gitrepos", json.dumps(REVIEW))
     assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/json"
     body = answer.json()
@@ -41,14 +49,14 @@ def test_a_gitrepo_review_is_answered_with_a_patch_echoing_version_and_uid(admis
     assert {"op": "add", "path": "/spec/pollingInterval", "value": "1h"} in patch
 
 
-def test_a_review_sent_chunked_is_read_whole(admission):
+def test_a_review_sent_chunked_is_read_whole(admission: service.Service) -> None:
     chunks = iter([json.dumps(REVIEW)[:100].encode(), json.dumps(REVIEW)[100:].encode()])
     answer = _post(admission, "/mutate/gitrepos", chunks)
     assert answer.status_code == 200 and answer.json()["response"]["allowed"] is True
 
 
 @pytest.mark.parametrize("path", ["/mutate/gitrepos", "/validate/secrets"])
-def test_another_method_is_405_naming_post(admission, path):
+def test_another_method_is_405_naming_post(admission: service.Service, path: str) -> None:
     answer = requests.get(admission.admission + path, timeout=10, verify=admission.ca_file)
     assert answer.status_code == 405 and answer.headers["Allow"] == "POST"
     assert answer.json()["error"] == "method-not-allowed"
@@ -59,20 +67,24 @@ def test_another_method_is_405_naming_post(admission, path):
     pytest.param(json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}), "request",
                  id="no request"),
 ])
-def test_a_malformed_review_is_400_with_the_reason(admission, data, reason):
+def test_a_malformed_review_is_400_with_the_reason(
+    admission: service.Service, data: str | bytes, reason: str
+) -> None:
     answer = _post(admission, "/validate/secrets", data)
     assert answer.status_code == 400
     assert answer.json()["error"] == "bad-review" and reason in answer.json()["message"]
 
 
-def test_a_review_larger_than_the_api_server_sends_is_413_before_it_is_read(admission):
+def test_a_review_larger_than_the_api_server_sends_is_413_before_it_is_read(
+    admission: service.Service
+) -> None:
     """The API server never sends more than 3 MiB; the answer comes before the body is read."""
     answer = _post(admission, "/validate/secrets", b"x" * (3 * 1024 * 1024 + 1))
     assert answer.status_code == 413
     assert answer.json()["error"] == "payload-too-large" and "limit" in answer.json()["message"]
 
 
-def test_each_review_is_one_request_log_line(admission):
+def test_each_review_is_one_request_log_line(admission: service.Service) -> None:
     _post(admission, "/validate/secrets", json.dumps(REVIEW))
     lines = [json.loads(line) for line in admission.log().splitlines() if '"msg": "request"' in line]
     assert any((entry["path"], entry["status"], entry["listener"]) == ("/validate/secrets", 200, "admission")

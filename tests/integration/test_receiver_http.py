@@ -9,7 +9,8 @@ import hashlib
 import hmac
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -52,7 +53,7 @@ def _start(tmp_path_factory: pytest.TempPathFactory, *flags: str) -> service.Ser
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory) -> Iterator[service.Service]:
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[service.Service]:
     """One receiver (example store, debug logging) for every test that does not need its own flags.
 
     Tests that write use a commit of their own, so their order does not matter.
@@ -63,14 +64,14 @@ def shared(tmp_path_factory) -> Iterator[service.Service]:
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory) -> Iterator[service.Service]:
+def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[service.Service]:
     """A receiver that takes bodies of at most 1 KiB."""
     started = _start(tmp_path_factory, "--max-body-size", "1KiB")
     yield started
     started.stop()
 
 
-def _send(method: str, url: str, **kwargs) -> requests.Response:
+def _send(method: str, url: str, **kwargs: Any) -> requests.Response:
     """One request; every answer must be JSON and never a 500."""
     response = requests.request(method, url, timeout=10, **kwargs)
     assert response.status_code != 500, response.text
@@ -107,7 +108,8 @@ def _github(
 
 
 def _result_of(response: requests.Response, name: str) -> str:
-    return {entry["name"]: entry["result"] for entry in response.json()["gitrepos"]}.get(name, "")
+    results: dict[str, str] = {entry["name"]: entry["result"] for entry in response.json()["gitrepos"]}
+    return results.get(name, "")
 
 
 @pytest.mark.parametrize(
@@ -119,31 +121,33 @@ def _result_of(response: requests.Response, name: str) -> str:
         pytest.param(b'{"ref": 5, "repository": {}}', "ref must be a string", id="wrong field type"),
     ],
 )
-def test_a_malformed_body_is_400_naming_the_problem(shared, data, expected):
+def test_a_malformed_body_is_400_naming_the_problem(
+    shared: service.Service, data: bytes, expected: str
+) -> None:
     response = _github(shared.receiver, data)
     assert response.status_code == 400
     assert expected in response.json()["message"]
 
 
-def test_a_delivery_without_a_provider_header_is_400(shared):
+def test_a_delivery_without_a_provider_header_is_400(shared: service.Service) -> None:
     response = _send("POST", shared.receiver, data=PUSH, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     assert "unknown sender" in response.json()["message"]
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
-def test_a_method_other_than_post_is_405_with_allow_post(shared, method):
+def test_a_method_other_than_post_is_405_with_allow_post(shared: service.Service, method: str) -> None:
     response = _send(method, shared.receiver + "/gitjob", data=PUSH, headers={"X-GitHub-Event": "push"})
     assert response.status_code == 405
     assert response.headers["Allow"] == "POST"
 
 
-def test_a_body_over_the_limit_is_413(small):
+def test_a_body_over_the_limit_is_413(small: service.Service) -> None:
     response = _github(small.receiver, PUSH)
     assert response.status_code == 413
 
 
-def test_a_chunked_body_over_the_limit_is_413(small):
+def test_a_chunked_body_over_the_limit_is_413(small: service.Service) -> None:
     chunks = iter([PUSH[:800], PUSH[800:1600], PUSH[1600:]])
     response = _send(
         "POST",
@@ -162,7 +166,7 @@ def _padded(size: int) -> bytes:
 
 
 @pytest.mark.parametrize("chunked", [pytest.param(False, id="sized"), pytest.param(True, id="chunked")])
-def test_a_body_of_exactly_the_limit_is_read(small, chunked):
+def test_a_body_of_exactly_the_limit_is_read(small: service.Service, chunked: bool) -> None:
     data = _padded(1024)
     response = _send(
         "POST",
@@ -177,12 +181,14 @@ def test_a_body_of_exactly_the_limit_is_read(small, chunked):
     assert (response.status_code, response.json()["outcome"]) == (200, "ignored")
 
 
-def test_a_text_plain_body_is_415(shared):
+def test_a_text_plain_body_is_415(shared: service.Service) -> None:
     response = _github(shared.receiver, PUSH, content_type="text/plain")
     assert response.status_code == 415
 
 
-def test_failures_over_the_budget_are_429_and_a_verified_delivery_still_passes(tmp_path_factory):
+def test_failures_over_the_budget_are_429_and_a_verified_delivery_still_passes(
+    tmp_path_factory: pytest.TempPathFactory
+) -> None:
     limited = _start(tmp_path_factory, "--rate-limit", "0.01", "--rate-burst", "2")
     try:
         bad = {"X-GitHub-Event": "zen", "X-Hub-Signature-256": _signature(b"{}", b"wrong")}
@@ -197,21 +203,21 @@ def test_failures_over_the_budget_are_429_and_a_verified_delivery_still_passes(t
 
 
 @pytest.mark.parametrize("path", ["/", "/gitjob", "/a/b/c"])
-def test_a_delivery_is_accepted_on_any_path(shared, path):
+def test_a_delivery_is_accepted_on_any_path(shared: service.Service, path: str) -> None:
     commit = hashlib.sha1(path.encode()).hexdigest()
     response = _github(shared.receiver, _push_with_commit(commit), path=path)
     assert response.status_code == 200
     assert response.json()["refs"] == [{"ref": "refs/heads/master", "commit": commit}]
 
 
-def test_a_form_encoded_github_delivery_signed_over_the_form_bytes_patches(shared):
+def test_a_form_encoded_github_delivery_signed_over_the_form_bytes_patches(shared: service.Service) -> None:
     form = urlencode({"payload": _push_with_commit("1" * 40).decode()}).encode()
     response = _github(shared.receiver, form, content_type="application/x-www-form-urlencoded")
     assert response.status_code == 200, response.text
     assert _result_of(response, "sample-app") == "patched"
 
 
-def test_a_signature_changed_by_one_character_is_401_and_writes_nothing(shared):
+def test_a_signature_changed_by_one_character_is_401_and_writes_nothing(shared: service.Service) -> None:
     data = _push_with_commit("2" * 40)
     good = _signature(data)
     bad = good[:-1] + ("0" if good[-1] != "0" else "1")
@@ -225,7 +231,7 @@ def test_a_signature_changed_by_one_character_is_401_and_writes_nothing(shared):
     assert _result_of(accepted, "sample-app") == "patched"
 
 
-def test_no_secret_value_appears_in_any_response_or_log_line(shared):
+def test_no_secret_value_appears_in_any_response_or_log_line(shared: service.Service) -> None:
     data = _push_with_commit("3" * 40)
     gitlab = (PROVIDER_FIXTURES / "gitlab/push-event.json").read_bytes()
     responses = [
@@ -252,7 +258,7 @@ def test_no_secret_value_appears_in_any_response_or_log_line(shared):
         assert not [text for text in outputs if secret_value in text]
 
 
-def test_a_raw_request_with_a_bad_content_length_is_a_4xx_not_a_crash(shared):
+def test_a_raw_request_with_a_bad_content_length_is_a_4xx_not_a_crash(shared: service.Service) -> None:
     port = int(shared.receiver.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         connection.sendall(
@@ -265,7 +271,9 @@ def test_a_raw_request_with_a_bad_content_length_is_a_4xx_not_a_crash(shared):
     assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
 
 
-def test_a_client_that_stalls_its_body_holds_no_worker_thread(start_receiver):
+def test_a_client_that_stalls_its_body_holds_no_worker_thread(
+    start_receiver: Callable[..., service.Service]
+) -> None:
     """With one thread, a stalled body would block every other request; it gets 408 instead."""
     started = start_receiver("--threads", "1", "--request-timeout", "1")
     port = int(started.receiver.rsplit(":", 1)[1])

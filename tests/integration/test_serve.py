@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import socket
 import ssl
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import requests
@@ -29,7 +32,9 @@ def _github_push(url: str, body: bytes, close: bool = False) -> requests.Respons
     return requests.post(url, data=body, timeout=10, headers=headers)
 
 
-def test_serve_all_runs_both_listeners_and_patches_a_gitrepo(run_service, dev_certs, payload):
+def test_serve_all_runs_both_listeners_and_patches_a_gitrepo(
+    run_service: Callable[..., service.Service], dev_certs: pathlib.Path, payload: Callable[[str], bytes]
+) -> None:
     started = run_service(
         "serve",
         "all",
@@ -67,12 +72,14 @@ def test_serve_all_runs_both_listeners_and_patches_a_gitrepo(run_service, dev_ce
     assert started.stop() == 0
 
 
-def test_the_first_log_line_says_which_store_is_in_use(receiver):
+def test_the_first_log_line_says_which_store_is_in_use(receiver: service.Service) -> None:
     first = json.loads(receiver.log().splitlines()[0])
     assert first["msg"].startswith(f"store: offline ({EXAMPLE_GITREPOS}: 10 GitRepos")
 
 
-def test_the_admission_listener_refuses_tls_below_1_2(admission, dev_certs):
+def test_the_admission_listener_refuses_tls_below_1_2(
+    admission: service.Service, dev_certs: pathlib.Path
+) -> None:
     port = int(admission.admission.rsplit(":", 1)[1])
     context = ssl.create_default_context(cafile=str(dev_certs / "ca.crt"))
     with warnings.catch_warnings():
@@ -87,7 +94,9 @@ def test_the_admission_listener_refuses_tls_below_1_2(admission, dev_certs):
             context.wrap_socket(raw, server_hostname="localhost")
 
 
-def test_the_admission_listener_negotiates_tls_1_2_or_newer_with_the_generated_ca(admission, dev_certs):
+def test_the_admission_listener_negotiates_tls_1_2_or_newer_with_the_generated_ca(
+    admission: service.Service, dev_certs: pathlib.Path
+) -> None:
     port = int(admission.admission.rsplit(":", 1)[1])
     context = ssl.create_default_context(cafile=str(dev_certs / "ca.crt"))
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
@@ -98,12 +107,16 @@ def test_the_admission_listener_negotiates_tls_1_2_or_newer_with_the_generated_c
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
-def test_health_routes_answer_on_both_listeners(receiver, admission, path):
+def test_health_routes_answer_on_both_listeners(
+    receiver: service.Service, admission: service.Service, path: str
+) -> None:
     assert requests.get(receiver.receiver + path, timeout=5).status_code == 200
     assert requests.get(admission.admission + path, timeout=5, verify=admission.ca_file).status_code == 200
 
 
-def test_metrics_count_requests_and_deliveries(receiver, payload):
+def test_metrics_count_requests_and_deliveries(
+    receiver: service.Service, payload: Callable[[str], bytes]
+) -> None:
     _github_push(receiver.receiver, payload("github/push.json"))
     text = requests.get(receiver.receiver + "/metrics", timeout=5).text
     assert 'gitjob_webhook_deliveries_total{event="push",outcome="processed",provider="github"} 1.0' in text
@@ -113,7 +126,9 @@ def test_metrics_count_requests_and_deliveries(receiver, payload):
     )
 
 
-def test_metrics_add_up_across_several_workers(start_receiver, payload):
+def test_metrics_add_up_across_several_workers(
+    start_receiver: Callable[..., service.Service], payload: Callable[[str], bytes]
+) -> None:
     started = start_receiver("--workers", "2", "--threads", "1")
     url = started.receiver
     for _ in range(6):
@@ -129,12 +144,14 @@ def test_metrics_add_up_across_several_workers(start_receiver, payload):
     )
 
 
-def test_every_request_is_one_json_log_line_with_the_delivery_id(receiver, payload):
+def test_every_request_is_one_json_log_line_with_the_delivery_id(
+    receiver: service.Service, payload: Callable[[str], bytes]
+) -> None:
     _github_push(receiver.receiver, payload("github/push.json"))
 
-    def request_line():
+    def request_line() -> dict[str, Any] | None:
         for line in receiver.log().splitlines():
-            entry = json.loads(line)
+            entry: dict[str, Any] = json.loads(line)
             if entry.get("msg") == "request" and entry.get("method") == "POST":
                 return entry
         return None
@@ -144,7 +161,9 @@ def test_every_request_is_one_json_log_line_with_the_delivery_id(receiver, paylo
     assert isinstance(entry["duration_ms"], float)
 
 
-def test_sigterm_lets_an_in_flight_request_finish(receiver, payload):
+def test_sigterm_lets_an_in_flight_request_finish(
+    receiver: service.Service, payload: Callable[[str], bytes]
+) -> None:
     body = payload("github/push.json")
     port = int(receiver.receiver.rsplit(":", 1)[1])
     connection = socket.create_connection(("127.0.0.1", port), timeout=10)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pathlib
 import shutil
 import socket
 import ssl
+from collections.abc import Callable
 
 from cryptography import x509
 
 from controller.certs import issue as certs
+from support import service
 from support.waiting import wait_for
 
 
@@ -18,10 +21,14 @@ def _presented_certificate(port: int) -> x509.Certificate:
     context.verify_mode = ssl.CERT_NONE  # we only read what the server presents
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as tls:
-            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+            der = tls.getpeercert(binary_form=True)
+            assert der is not None  # None only before the handshake
+            return x509.load_der_x509_certificate(der)
 
 
-def test_rotated_files_are_presented_at_the_next_handshake(start_admission, tmp_path):
+def test_rotated_files_are_presented_at_the_next_handshake(
+    start_admission: Callable[..., service.Service], tmp_path: pathlib.Path
+) -> None:
     live, rotated = tmp_path / "live", tmp_path / "rotated"
     names = certs.service_names("gitjob-webhook-admission", "cattle-fleet-system")
     certs.ensure_certificates(str(live), names)
@@ -39,14 +46,19 @@ def test_rotated_files_are_presented_at_the_next_handshake(start_admission, tmp_
     (live / "tls.key.new").replace(live / "tls.key")
     (live / "tls.crt.new").replace(live / "tls.crt")
 
-    after = wait_for(lambda: (cert := _presented_certificate(port)).serial_number == expected.serial_number
-                     and cert, message="the rotated certificate")
+    def rotated_certificate() -> x509.Certificate | None:
+        presented = _presented_certificate(port)
+        return presented if presented.serial_number == expected.serial_number else None
+
+    after = wait_for(rotated_certificate, message="the rotated certificate")
     assert after.serial_number == expected.serial_number
     assert started.process.poll() is None
     assert "serving certificate reloaded" in started.log()
 
 
-def test_a_half_rotated_pair_keeps_serving_the_old_certificate(start_admission, tmp_path):
+def test_a_half_rotated_pair_keeps_serving_the_old_certificate(
+    start_admission: Callable[..., service.Service], tmp_path: pathlib.Path
+) -> None:
     live, other = tmp_path / "live", tmp_path / "other"
     names = certs.service_names("gitjob-webhook-admission", "cattle-fleet-system")
     certs.ensure_certificates(str(live), names)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import pathlib
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from support import service
 
 @pytest.fixture
 def offline_receiver(start_receiver: Callable[..., service.Service],
-                     tmp_path: Any) -> Callable[..., service.Service]:
+                     tmp_path: pathlib.Path) -> Callable[..., service.Service]:
     """Start a receiver on an offline YAML store of the given objects, with extra flags; ready."""
     numbers = itertools.count()
 

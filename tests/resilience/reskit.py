@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import Any
 
 GLOBAL_SECRET = "resilience-global-secret-8f3a"
 REPO = "https://github.com/example/repo"
@@ -35,7 +36,7 @@ def commit_for(*parts: object) -> str:
     return hashlib.sha1("/".join(map(str, parts)).encode()).hexdigest()
 
 
-def gitrepo(name: str, repo: str = REPO, namespace: str = "fleet-default", **spec: object) -> dict:
+def gitrepo(name: str, repo: str = REPO, namespace: str = "fleet-default", **spec: object) -> dict[str, Any]:
     return {
         "apiVersion": "fleet.cattle.io/v1alpha1",
         "kind": "GitRepo",
@@ -44,7 +45,7 @@ def gitrepo(name: str, repo: str = REPO, namespace: str = "fleet-default", **spe
     }
 
 
-def global_secret(value: str = GLOBAL_SECRET, **more: str) -> dict:
+def global_secret(value: str = GLOBAL_SECRET, **more: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -22,7 +22,7 @@ import requests
 from cluster.controlplane import ControlPlane
 from cluster.faults import FaultProxy
 from cluster.isolation import Cluster
-from reskit import GLOBAL_SECRET, commit_for, gitrepo, push_body, push_headers
+from resilience.reskit import GLOBAL_SECRET, commit_for, gitrepo, push_body, push_headers
 from support import service
 from support.kube import CLOSE_WATCHES_ON_STOP, Objects, StatusWatch, secret
 from support.waiting import wait_for

@@ -6,6 +6,7 @@ import base64
 import json
 
 import pytest
+from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from controller.admission.app import create_app as create_admission_app
@@ -14,7 +15,7 @@ from controller.providers.base import MalformedDelivery, UnsupportedContentType
 from controller.receiver.app import create_app as create_receiver_app
 from controller.settings import Settings
 from controller.store.offline import OfflineStore
-from reskit import GLOBAL_SECRET, REPO, global_secret, gitrepo, push_body, push_headers
+from resilience.reskit import GLOBAL_SECRET, REPO, global_secret, gitrepo, push_body, push_headers
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -115,7 +116,7 @@ BODIES = st.one_of(
 
 @FAST
 @given(HEADERS, BODIES)
-def test_every_provider_only_raises_its_two_input_errors(headers, body):
+def test_every_provider_only_raises_its_two_input_errors(headers: dict[str, str], body: bytes) -> None:
     assert detect(headers, body) in (None, *PROVIDERS)
     for provider in PROVIDERS:
         provider.recognises(headers, body)
@@ -152,13 +153,13 @@ STORE_OBJECTS = [
 
 
 @pytest.fixture(scope="module")
-def receiver_client():
+def receiver_client() -> FlaskClient:
     settings_ = Settings(rate_limit=1e9, rate_burst=1_000_000, max_body_size=64 * 1024)
     return create_receiver_app(settings_, OfflineStore(STORE_OBJECTS)).test_client()
 
 
 @pytest.fixture(scope="module")
-def admission_client():
+def admission_client() -> FlaskClient:
     return create_admission_app(Settings(reconcile_period=3600), OfflineStore(STORE_OBJECTS)).test_client()
 
 
@@ -169,7 +170,9 @@ def admission_client():
     st.sampled_from(["/", "/hooks", "/a//b", "/a/../b", "/%00", "/x" * 300]),
     st.sampled_from(["POST", "POST", "POST", "GET", "PUT"]),
 )
-def test_the_receiver_never_answers_5xx_for_any_request(receiver_client, headers, body, path, method):
+def test_the_receiver_never_answers_5xx_for_any_request(
+    receiver_client: FlaskClient, headers: dict[str, str], body: bytes, path: str, method: str
+) -> None:
     response = receiver_client.open(path, method=method, headers=headers, data=body)
     assert response.status_code < 500, response.get_data(as_text=True)
     assert isinstance(response.get_json(silent=True), dict)
@@ -177,7 +180,9 @@ def test_the_receiver_never_answers_5xx_for_any_request(receiver_client, headers
 
 @FAST
 @given(st.text(alphabet="0123456789abcdef", min_size=40, max_size=40), st.booleans())
-def test_the_receiver_answers_well_formed_pushes_2xx_or_401(receiver_client, commit, signed):
+def test_the_receiver_answers_well_formed_pushes_2xx_or_401(
+    receiver_client: FlaskClient, commit: str, signed: bool
+) -> None:
     body = push_body(commit, REPO)
     response = receiver_client.post(
         "/", data=body, headers=push_headers(body, f"d-{commit}-{signed}", GLOBAL_SECRET if signed else "bad")
@@ -246,8 +251,8 @@ REVIEW_BODIES = st.one_of(
     st.sampled_from(["application/json", "text/plain", ""]),
 )
 def test_the_admission_server_never_answers_5xx_and_always_well_formed(
-    admission_client, body, path, content_type
-):
+    admission_client: FlaskClient, body: bytes, path: str, content_type: str
+) -> None:
     response = admission_client.post(
         path, data=body, headers={"Content-Type": content_type} if content_type else {}
     )
@@ -265,7 +270,7 @@ def test_the_admission_server_never_answers_5xx_and_always_well_formed(
 
 
 @pytest.mark.parametrize("size", [2 * 1024 * 1024, 4 * 1024 * 1024])
-def test_huge_fields_in_a_review_are_answered_without_a_5xx(admission_client, size):
+def test_huge_fields_in_a_review_are_answered_without_a_5xx(admission_client: FlaskClient, size: int) -> None:
     body = _review(
         {
             "uid": "u",
@@ -290,7 +295,7 @@ def test_huge_fields_in_a_review_are_answered_without_a_5xx(admission_client, si
     assert isinstance(response.get_json(), dict)
 
 
-def test_a_deeply_nested_review_is_a_400_not_a_crash(admission_client):
+def test_a_deeply_nested_review_is_a_400_not_a_crash(admission_client: FlaskClient) -> None:
     body = (
         b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":'
         + b"[" * 100_000

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+from collections.abc import Callable
 
 import pytest
 import requests
 
-from reskit import GLOBAL_SECRET, REPO, commit_for, gitrepo, global_secret, push_body, push_headers
+from resilience.reskit import GLOBAL_SECRET, REPO, commit_for, gitrepo, global_secret, push_body, push_headers
+from support import service
 
 OWN_SECRET = "own-gitrepo-secret-77e1"
 GITLAB_TOKEN = "gitlab-token-value-93bd"
@@ -27,7 +29,7 @@ OBJECTS = [
 
 
 @pytest.fixture
-def receiver(offline_receiver):
+def receiver(offline_receiver: Callable[..., service.Service]) -> service.Service:
     return offline_receiver(OBJECTS, "--max-body-size", "64KiB")
 
 
@@ -52,7 +54,7 @@ def _signed(commit_label: str, secret: str = GLOBAL_SECRET) -> tuple[bytes, dict
     return body, push_headers(body, commit_label, secret)
 
 
-def test_a_signature_over_a_different_body_is_401(receiver):
+def test_a_signature_over_a_different_body_is_401(receiver: service.Service) -> None:
     body, _ = _signed("a")
     other = push_body(commit_for("other"))
     response = _post(receiver.receiver, body, push_headers(other, "a"))
@@ -72,13 +74,13 @@ def test_a_signature_over_a_different_body_is_401(receiver):
         pytest.param(lambda s: "", id="empty"),
     ],
 )
-def test_a_mangled_signature_is_401(receiver, mangle):
+def test_a_mangled_signature_is_401(receiver: service.Service, mangle: Callable[[str], str]) -> None:
     body, headers = _signed("mangled")
     headers["X-Hub-Signature-256"] = mangle(headers["X-Hub-Signature-256"])
     assert _post(receiver.receiver, body, headers).status_code == 401
 
 
-def test_an_empty_secret_value_never_verifies(offline_receiver):
+def test_an_empty_secret_value_never_verifies(offline_receiver: Callable[..., service.Service]) -> None:
     started = offline_receiver([global_secret(""), gitrepo("main")])
     body = push_body(commit_for("empty"))
     headers = push_headers(body, "empty")
@@ -87,7 +89,7 @@ def test_an_empty_secret_value_never_verifies(offline_receiver):
     assert response.status_code == 401
 
 
-def test_a_replayed_delivery_is_a_duplicate_and_writes_nothing(receiver):
+def test_a_replayed_delivery_is_a_duplicate_and_writes_nothing(receiver: service.Service) -> None:
     body, headers = _signed("replay")
     first = _post(receiver.receiver, body, headers)
     assert first.status_code == 200 and first.json()["summary"]["patched"] == 1
@@ -98,7 +100,7 @@ def test_a_replayed_delivery_is_a_duplicate_and_writes_nothing(receiver):
     )
 
 
-def test_an_oversized_body_is_413_with_a_length_or_chunked(receiver):
+def test_an_oversized_body_is_413_with_a_length_or_chunked(receiver: service.Service) -> None:
     big = b'{"ref":"refs/heads/main","pad":"' + b"x" * 70_000 + b'"}'
     headers = push_headers(big, "big")
     assert _post(receiver.receiver, big, headers).status_code == 413
@@ -111,25 +113,25 @@ def test_an_oversized_body_is_413_with_a_length_or_chunked(receiver):
 @pytest.mark.parametrize(
     "path", ["/../", "/a/../../etc/passwd", "/%00", "/%2e%2e/", "/hooks;x", "/" + "a" * 3000]
 )
-def test_odd_paths_are_deliveries_or_a_clean_4xx(receiver, path):
+def test_odd_paths_are_deliveries_or_a_clean_4xx(receiver: service.Service, path: str) -> None:
     body, headers = _signed(f"path-{path[:10]}")
     status = _raw_post(receiver.receiver, path, body, headers)
     assert status in (200, 400, 404, 414), status
 
 
-def test_a_very_long_path_is_refused_without_a_5xx(receiver):
+def test_a_very_long_path_is_refused_without_a_5xx(receiver: service.Service) -> None:
     assert 400 <= _raw_post(receiver.receiver, "/" + "a" * 20_000, b"{}", {"X-GitHub-Event": "ping"}) < 500
 
 
 @pytest.mark.parametrize("path", ["//", "//hooks", "/a//b", "/hooks/"])
-def test_doubled_and_trailing_slashes_are_still_deliveries(receiver, path):
+def test_doubled_and_trailing_slashes_are_still_deliveries(receiver: service.Service, path: str) -> None:
     # Ingress rewrites vary; over real HTTP gunicorn hands "//x" over as "/" (the Werkzeug test client would
     # pass "//" through and get Flask's 308 merge-slashes redirect, which is why this runs over HTTP).
     body, headers = _signed(f"slashes-{path}")
     assert _raw_post(receiver.receiver, path, body, headers) == 200
 
 
-def test_no_secret_or_token_appears_in_logs_or_responses(receiver):
+def test_no_secret_or_token_appears_in_logs_or_responses(receiver: service.Service) -> None:
     answers = []
     for number, secret in enumerate((GLOBAL_SECRET, OWN_SECRET, "wrong")):
         for repo in (REPO, "https://github.com/example/own"):

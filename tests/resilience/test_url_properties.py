@@ -30,13 +30,13 @@ FAST = settings(max_examples=150, deadline=None)
 
 @FAST
 @given(st.text(max_size=300))
-def test_any_text_gives_a_key_or_none_and_never_raises(text):
+def test_any_text_gives_a_key_or_none_and_never_raises(text: str) -> None:
     assert repo_key(text) is None or isinstance(repo_key(text), str)
 
 
 @FAST
 @given(HOST, PATH)
-def test_a_key_is_its_own_key_for_plain_names(host, path):
+def test_a_key_is_its_own_key_for_plain_names(host: str, path: list[str]) -> None:
     key = repo_key(f"https://{host}/{'/'.join(path)}")
     assert key is not None
     assert repo_key(key) == key
@@ -44,7 +44,7 @@ def test_a_key_is_its_own_key_for_plain_names(host, path):
 
 @FAST
 @given(HOST, PATH, NAME)
-def test_every_spelling_of_one_repository_gives_one_key(host, path, user):
+def test_every_spelling_of_one_repository_gives_one_key(host: str, path: list[str], user: str) -> None:
     joined = "/".join(path)
     spellings = [
         f"https://{host}/{joined}",
@@ -66,7 +66,7 @@ def test_every_spelling_of_one_repository_gives_one_key(host, path, user):
 
 @FAST
 @given(HOST, PATH, PATH)
-def test_different_repositories_never_share_a_key(host, first, second):
+def test_different_repositories_never_share_a_key(host: str, first: list[str], second: list[str]) -> None:
     if [part.casefold() for part in first] == [part.casefold() for part in second]:
         return
     assert repo_key(f"https://{host}/{'/'.join(first)}") != repo_key(f"https://{host}/{'/'.join(second)}")
@@ -74,7 +74,7 @@ def test_different_repositories_never_share_a_key(host, first, second):
 
 @FAST
 @given(HOST, PATH, st.sampled_from([".*", "(.*)", "[a-z]+", "\\w+", "|", "$", "^"]))
-def test_regex_text_in_a_payload_url_is_literal(host, path, metacharacters):
+def test_regex_text_in_a_payload_url_is_literal(host: str, path: list[str], metacharacters: str) -> None:
     """No wildcard leaks: a path holding regex syntax names only itself."""
     wildcard = repo_key(f"https://{host}/{metacharacters}/{path[-1]}")
     assert wildcard != repo_key(f"https://{host}/{'/'.join(path)}")
@@ -83,7 +83,7 @@ def test_regex_text_in_a_payload_url_is_literal(host, path, metacharacters):
 @FAST
 @given(NAME, NAME, NAME)
 @example("org", "project", "repo")
-def test_azure_devops_spellings_agree(organisation, project, repository):
+def test_azure_devops_spellings_agree(organisation: str, project: str, repository: str) -> None:
     keys = {
         repo_key(url)
         for url in (
@@ -99,7 +99,7 @@ def test_azure_devops_spellings_agree(organisation, project, repository):
 
 @FAST
 @given(HOST, PATH)
-def test_space_and_percent_20_agree(host, path):
+def test_space_and_percent_20_agree(host: str, path: list[str]) -> None:
     spaced = path[:-1] + [path[-1] + " x"]
     assert repo_key(f"https://{host}/{'/'.join(spaced)}") == repo_key(
         f"https://{host}/{'/'.join(spaced).replace(' ', '%20')}"
@@ -109,13 +109,13 @@ def test_space_and_percent_20_agree(host, path):
 # Where idempotence does not hold, by design: these document it (keys are opaque, never re-normalised).
 
 
-def test_a_key_is_not_always_its_own_key_a_second_git_suffix_is_stripped_again():
+def test_a_key_is_not_always_its_own_key_a_second_git_suffix_is_stripped_again() -> None:
     key = repo_key("https://github.com/org/repo.git.git")
     assert key == "github.com/org/repo.git"
     assert repo_key(key) == "github.com/org/repo"
 
 
-def test_a_key_is_not_always_its_own_key_percent_decoding_runs_again():
+def test_a_key_is_not_always_its_own_key_percent_decoding_runs_again() -> None:
     key = repo_key("https://github.com/org/a%2525b")
     assert key == "github.com/org/a%25b"
     assert repo_key(key) == "github.com/org/a%b"

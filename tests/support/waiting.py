@@ -10,7 +10,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.02,
+def wait_for(condition: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.02,
              message: str = "condition") -> T:
     """Return the first truthy value of ``condition()``; raise AssertionError at the deadline."""
     deadline = time.monotonic() + timeout

@@ -28,7 +28,9 @@ from controller.settings import Listen, Settings, SettingsError, build
                  id="compound duration"),
     pytest.param({"patch_deadline": "2.5"}, {}, "patch_deadline", 2.5, id="fractional seconds"),
 ])
-def test_an_option_is_read_from_flag_environment_or_default(flags, environ, field, expected):
+def test_an_option_is_read_from_flag_environment_or_default(
+    flags: dict[str, str], environ: dict[str, str], field: str, expected: object
+) -> None:
     assert getattr(build(flags, environ), field) == expected
 
 
@@ -50,14 +52,16 @@ def test_an_option_is_read_from_flag_environment_or_default(flags, environ, fiel
     pytest.param({"namespace": "Fleet_System"}, {}, "a Kubernetes namespace name", id="bad namespace"),
     pytest.param({}, {"GITJOB_WEBHOOK_REQUIRE_SIGNATURE": "perhaps"}, "true or false", id="bad boolean"),
 ])
-def test_a_bad_value_names_the_option_and_what_it_accepts(flags, environ, message):
+def test_a_bad_value_names_the_option_and_what_it_accepts(
+    flags: dict[str, str], environ: dict[str, str], message: str
+) -> None:
     with pytest.raises(SettingsError) as raised:
         build(flags, environ)
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
 
 
-def test_settings_are_frozen():
+def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(AttributeError):
         settings.namespace = "x"  # type: ignore[misc]

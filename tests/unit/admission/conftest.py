@@ -19,6 +19,10 @@ KINDS = {
 }
 OPTIONS_KIND = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions", "DELETE": "DeleteOptions"}
 
+MakeObject = Callable[..., dict[str, Any]]
+"""The fixtures below that build a JSON object from keyword arguments (see the functions they return)."""
+ToBody = Callable[[Mapping[str, Any]], bytes]
+
 
 def admission_review(
     *,
@@ -143,24 +147,24 @@ def secret(
 
 
 @pytest.fixture(scope="session")
-def make_review() -> Callable[..., dict[str, Any]]:
+def make_review() -> MakeObject:
     """Build an AdmissionReview dict (see `admission_review`)."""
     return admission_review
 
 
 @pytest.fixture(scope="session")
-def make_gitrepo() -> Callable[..., dict[str, Any]]:
+def make_gitrepo() -> MakeObject:
     """Build a GitRepo object (see `gitrepo`)."""
     return gitrepo
 
 
 @pytest.fixture(scope="session")
-def make_secret() -> Callable[..., dict[str, Any]]:
+def make_secret() -> MakeObject:
     """Build a Secret object (see `secret`)."""
     return secret
 
 
 @pytest.fixture(scope="session")
-def to_body() -> Callable[[Mapping[str, Any]], bytes]:
+def to_body() -> ToBody:
     """Serialise an AdmissionReview dict to the request body."""
     return encode

@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NotRequired, TypedDict
 
 import jsonpatch
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.admission.mutation import DEFAULTED_ANNOTATION, mutate_gitrepo
+from controller.admission.mutation import mutate_gitrepo
 from controller.admission.reviews import MAX_WARNING_CHARS, Decision, Review, build_response, parse_review
+from controller.fleet.gitrepos import DEFAULTED_ANNOTATION
+from unit.admission.conftest import MakeObject, ToBody
 
-ON = {"webhook_mode": "on", "global_secret_exists": False}
+
+class Options(TypedDict):
+    """The keyword arguments of `mutate_gitrepo`."""
+
+    webhook_mode: str
+    global_secret_exists: bool
+    polling_interval: NotRequired[str]
+    require_signature: NotRequired[bool]
+
+
+ON: Options = {"webhook_mode": "on", "global_secret_exists": False}
+
+ReviewOf = Callable[..., Review]
 
 
 @pytest.fixture
-def review_of(make_review, make_gitrepo, to_body):
+def review_of(make_review: MakeObject, make_gitrepo: MakeObject, to_body: ToBody) -> ReviewOf:
     """Review of a GitRepo write: `review_of(spec=..., annotations=..., operation=...)`."""
 
     def build(
@@ -72,7 +87,7 @@ REPO = "https://github.com/rancher/fleet-examples"
     ],
 )
 def test_webhook_mode_decides_whether_the_interval_is_defaulted(
-    review_of, mode, global_secret, spec, defaulted, source
+    review_of: ReviewOf, mode: str, global_secret: bool, spec: dict[str, Any], defaulted: bool, source: str
 ) -> None:
     review = review_of(spec=spec)
 
@@ -88,7 +103,7 @@ def test_webhook_mode_decides_whether_the_interval_is_defaulted(
         assert decision.reasons[0] == "webhook-mode-off"
 
 
-def test_a_gitrepo_without_an_interval_gets_1h_and_the_annotation(review_of) -> None:
+def test_a_gitrepo_without_an_interval_gets_1h_and_the_annotation(review_of: ReviewOf) -> None:
     review = review_of(spec={"repo": REPO})
 
     decision = mutate_gitrepo(review, **ON)
@@ -98,7 +113,7 @@ def test_a_gitrepo_without_an_interval_gets_1h_and_the_annotation(review_of) -> 
     assert result["metadata"]["annotations"] == {DEFAULTED_ANNOTATION: "true"}
 
 
-def test_the_annotation_path_escapes_the_slash(review_of) -> None:
+def test_the_annotation_path_escapes_the_slash(review_of: ReviewOf) -> None:
     decision = mutate_gitrepo(review_of(spec={"repo": REPO}, annotations={"team": "a"}), **ON)
 
     paths = {operation["path"] for operation in decision.patch}
@@ -108,7 +123,7 @@ def test_the_annotation_path_escapes_the_slash(review_of) -> None:
     }
 
 
-def test_the_configured_interval_is_used(review_of) -> None:
+def test_the_configured_interval_is_used(review_of: ReviewOf) -> None:
     review = review_of(spec={"repo": REPO})
 
     decision = mutate_gitrepo(review, webhook_mode="on", global_secret_exists=False, polling_interval="2h30m")
@@ -139,7 +154,7 @@ def test_the_configured_interval_is_used(review_of) -> None:
         ),
     ],
 )
-def test_missing_or_null_branches_are_created(review_of, obj) -> None:
+def test_missing_or_null_branches_are_created(review_of: ReviewOf, obj: dict[str, Any]) -> None:
     review = review_of(obj=obj)
 
     result = applied(review, mutate_gitrepo(review, **ON))
@@ -149,7 +164,7 @@ def test_missing_or_null_branches_are_created(review_of, obj) -> None:
 
 
 @pytest.mark.parametrize("operation", ["CREATE", "UPDATE"])
-def test_reviewing_the_patched_object_again_yields_no_patch(review_of, operation) -> None:
+def test_reviewing_the_patched_object_again_yields_no_patch(review_of: ReviewOf, operation: str) -> None:
     review = review_of(spec={"repo": REPO}, operation=operation)
     first = mutate_gitrepo(review, **ON)
 
@@ -161,7 +176,7 @@ def test_reviewing_the_patched_object_again_yields_no_patch(review_of, operation
     assert again.reasons == ("already-defaulted",)
 
 
-def test_a_later_webhook_dropping_the_interval_is_corrected_on_reinvocation(review_of) -> None:
+def test_a_later_webhook_dropping_the_interval_is_corrected_on_reinvocation(review_of: ReviewOf) -> None:
     review = review_of(spec={"repo": REPO})
     stripped = applied(review, mutate_gitrepo(review, **ON))
     del stripped["spec"]["pollingInterval"]
@@ -183,12 +198,15 @@ def test_a_later_webhook_dropping_the_interval_is_corrected_on_reinvocation(revi
     polling_interval=st.sampled_from(["1h", "30m", "1h0m0s", "45s"]),
 )
 def test_defaulting_is_idempotent_for_any_gitrepo(
-    spec, annotations, polling_interval, make_review, to_body
+    spec: dict[str, Any], annotations: dict[str, str] | None, polling_interval: str, make_review: MakeObject,
+    to_body: ToBody,
 ) -> None:
     obj: dict[str, Any] = {"metadata": {"name": "x"}, "spec": spec}
     if annotations is not None:
         obj["metadata"]["annotations"] = annotations
-    options = {"webhook_mode": "on", "global_secret_exists": True, "polling_interval": polling_interval}
+    options: Options = {
+        "webhook_mode": "on", "global_secret_exists": True, "polling_interval": polling_interval
+    }
     review = parse_review(to_body(make_review(obj=obj)))
 
     first = mutate_gitrepo(review, **options)
@@ -213,7 +231,7 @@ def test_defaulting_is_idempotent_for_any_gitrepo(
     ],
 )
 def test_an_explicit_interval_is_kept_and_a_short_one_is_called_redundant(
-    review_of, interval, warned
+    review_of: ReviewOf, interval: object, warned: bool
 ) -> None:
     decision = mutate_gitrepo(review_of(spec={"repo": REPO, "pollingInterval": interval}), **ON)
 
@@ -229,14 +247,14 @@ def test_an_explicit_interval_is_kept_and_a_short_one_is_called_redundant(
         assert decision.warnings == () and decision.reasons == ("explicit-polling-interval",)
 
 
-def test_zero_is_fleets_15s_default_and_is_called_redundant_too(review_of) -> None:
+def test_zero_is_fleets_15s_default_and_is_called_redundant_too(review_of: ReviewOf) -> None:
     decision = mutate_gitrepo(review_of(spec={"repo": REPO, "pollingInterval": "0"}), **ON)
 
     assert not decision.patch
     assert decision.warnings and "15s default" in decision.warnings[0]
 
 
-def test_an_interval_equal_to_a_short_configured_default_is_not_warned_about(review_of) -> None:
+def test_an_interval_equal_to_a_short_configured_default_is_not_warned_about(review_of: ReviewOf) -> None:
     review = review_of(spec={"repo": REPO, "pollingInterval": "1m"})
 
     decision = mutate_gitrepo(review, webhook_mode="on", global_secret_exists=False, polling_interval="1m")
@@ -244,7 +262,7 @@ def test_an_interval_equal_to_a_short_configured_default_is_not_warned_about(rev
     assert decision.warnings == ()
 
 
-def test_a_short_interval_is_not_warned_about_outside_webhook_mode(review_of) -> None:
+def test_a_short_interval_is_not_warned_about_outside_webhook_mode(review_of: ReviewOf) -> None:
     decision = mutate_gitrepo(
         review_of(spec={"repo": REPO, "pollingInterval": "15s"}),
         webhook_mode="auto",
@@ -266,7 +284,9 @@ def test_a_short_interval_is_not_warned_about_outside_webhook_mode(review_of) ->
         pytest.param("x" * 5000, id="huge"),
     ],
 )
-def test_an_invalid_interval_is_allowed_untouched_for_the_crd_to_reject(review_of, interval) -> None:
+def test_an_invalid_interval_is_allowed_untouched_for_the_crd_to_reject(
+    review_of: ReviewOf, interval: object
+) -> None:
     decision = mutate_gitrepo(review_of(spec={"repo": REPO, "pollingInterval": interval}), **ON)
 
     assert decision.allowed and not decision.patch
@@ -274,7 +294,7 @@ def test_an_invalid_interval_is_allowed_untouched_for_the_crd_to_reject(review_o
     assert len(decision.audit["pollingInterval"]) <= 64
 
 
-def test_a_changed_interval_keeps_the_old_annotation_and_is_not_touched(review_of) -> None:
+def test_a_changed_interval_keeps_the_old_annotation_and_is_not_touched(review_of: ReviewOf) -> None:
     review = review_of(
         spec={"repo": REPO, "pollingInterval": "30m"},
         annotations={DEFAULTED_ANNOTATION: "true"},
@@ -287,7 +307,7 @@ def test_a_changed_interval_keeps_the_old_annotation_and_is_not_touched(review_o
 
 
 @pytest.mark.parametrize("mode", ["off", "auto"])
-def test_the_annotation_is_never_removed_by_the_webhook(review_of, mode) -> None:
+def test_the_annotation_is_never_removed_by_the_webhook(review_of: ReviewOf, mode: str) -> None:
     review = review_of(
         spec={"repo": REPO, "pollingInterval": "1h"},
         annotations={DEFAULTED_ANNOTATION: "true"},
@@ -314,7 +334,9 @@ def test_the_annotation_is_never_removed_by_the_webhook(review_of, mode) -> None
         ),
     ],
 )
-def test_disabled_polling_without_any_secret_is_warned_about(review_of, require_signature, expected) -> None:
+def test_disabled_polling_without_any_secret_is_warned_about(
+    review_of: ReviewOf, require_signature: bool, expected: str
+) -> None:
     review = review_of(spec={"repo": REPO, "disablePolling": True})
 
     decision = mutate_gitrepo(
@@ -335,13 +357,15 @@ def test_disabled_polling_without_any_secret_is_warned_about(review_of, require_
         pytest.param(False, {"repo": REPO, "disablePolling": False}, id="polling-enabled"),
     ],
 )
-def test_disabled_polling_with_a_secret_is_fine(review_of, global_secret, spec) -> None:
+def test_disabled_polling_with_a_secret_is_fine(
+    review_of: ReviewOf, global_secret: bool, spec: dict[str, Any]
+) -> None:
     decision = mutate_gitrepo(review_of(spec=spec), webhook_mode="auto", global_secret_exists=global_secret)
 
     assert decision.warnings == ()
 
 
-def test_disabled_polling_also_gets_the_default_in_webhook_mode(review_of) -> None:
+def test_disabled_polling_also_gets_the_default_in_webhook_mode(review_of: ReviewOf) -> None:
     # Fleet ignores the interval while polling is disabled; the default keeps a later
     # re-enable from falling back to 15 s polling.
     decision = mutate_gitrepo(review_of(spec={"repo": REPO, "disablePolling": True}), **ON)
@@ -361,7 +385,8 @@ def test_disabled_polling_also_gets_the_default_in_webhook_mode(review_of) -> No
     ],
 )
 def test_anything_but_a_gitrepo_write_is_allowed_without_a_patch(
-    make_review, make_gitrepo, to_body, operation, group, resource, sub_resource
+    make_review: MakeObject, make_gitrepo: MakeObject, to_body: ToBody, operation: str, group: str,
+    resource: str, sub_resource: str | None,
 ) -> None:
     obj = make_gitrepo(spec={"repo": REPO})
     body = make_review(
@@ -383,13 +408,13 @@ def test_anything_but_a_gitrepo_write_is_allowed_without_a_patch(
     "spec",
     [pytest.param({"repo": REPO}, id="defaulted"), pytest.param({"pollingInterval": "10s"}, id="warned")],
 )
-def test_dry_run_gets_the_same_answer(review_of, spec) -> None:
+def test_dry_run_gets_the_same_answer(review_of: ReviewOf, spec: dict[str, Any]) -> None:
     assert mutate_gitrepo(review_of(spec=spec, dry_run=True), **ON) == mutate_gitrepo(
         review_of(spec=spec), **ON
     )
 
 
-def test_a_malformed_spec_is_left_for_the_schema_to_reject(review_of) -> None:
+def test_a_malformed_spec_is_left_for_the_schema_to_reject(review_of: ReviewOf) -> None:
     decision = mutate_gitrepo(review_of(obj={"metadata": {"name": "x"}, "spec": "oops"}), **ON)
 
     assert decision.allowed and not decision.patch and decision.reasons == ("malformed-spec",)
@@ -404,13 +429,15 @@ def test_a_malformed_spec_is_left_for_the_schema_to_reject(review_of) -> None:
         ),
     ],
 )
-def test_bad_configuration_is_a_value_error(review_of, options) -> None:
+def test_bad_configuration_is_a_value_error(review_of: ReviewOf, options: Options) -> None:
     with pytest.raises(ValueError):
         mutate_gitrepo(review_of(spec={"repo": REPO}), **options)
 
 
 @pytest.mark.parametrize("api_version", ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"])
-def test_the_mutating_response_carries_the_patch_for_both_versions(review_of, api_version) -> None:
+def test_the_mutating_response_carries_the_patch_for_both_versions(
+    review_of: ReviewOf, api_version: str
+) -> None:
     review = review_of(spec={"repo": REPO}, api_version=api_version)
     decision = mutate_gitrepo(review, **ON)
 
@@ -432,7 +459,9 @@ def test_the_mutating_response_carries_the_patch_for_both_versions(review_of, ap
     ],
 )
 @pytest.mark.parametrize("require_signature", [False, True])
-def test_every_warning_fits_in_120_characters(review_of, spec, written_short, require_signature) -> None:
+def test_every_warning_fits_in_120_characters(
+    review_of: ReviewOf, spec: dict[str, Any], written_short: bool, require_signature: bool
+) -> None:
     review = review_of(spec=spec)
     decision = mutate_gitrepo(
         review,

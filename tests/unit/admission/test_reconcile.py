@@ -53,6 +53,8 @@ def repo(name: str, interval: str | None = None, ours: bool = False, webhook_sec
         ),
     ],
 )
-def test_the_plan_adjusts_only_what_webhook_mode_asks(gitrepo, mode, global_secret, expected):
+def test_the_plan_adjusts_only_what_webhook_mode_asks(
+    gitrepo: GitRepo, mode: str, global_secret: bool, expected: tuple[str | None, bool] | None
+) -> None:
     changes = plan([gitrepo], webhook_mode=mode, global_secret_exists=global_secret, interval="1h")
     assert [(change.interval, change.defaulted) for change in changes] == ([expected] if expected else [])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,6 +21,8 @@ from controller.admission.reviews import (
     parse_review,
 )
 from controller.admission.validation import validate_secret
+from controller.admission.wire import PatchOperation
+from unit.admission.conftest import MakeObject, ToBody
 
 
 def _without(review: dict[str, Any], *path: str) -> dict[str, Any]:
@@ -38,7 +41,9 @@ def _with(review: dict[str, Any], value: Any, *path: str) -> dict[str, Any]:
     return review
 
 
-def test_a_v1_review_is_parsed_into_a_read_only_view(make_review, make_gitrepo, to_body) -> None:
+def test_a_v1_review_is_parsed_into_a_read_only_view(
+    make_review: MakeObject, make_gitrepo: MakeObject, to_body: ToBody
+) -> None:
     body = make_review(operation="UPDATE", obj=make_gitrepo(), old=make_gitrepo(), dry_run=True, uid="u-1")
 
     review = parse_review(to_body(body))
@@ -63,7 +68,7 @@ def test_a_v1_review_is_parsed_into_a_read_only_view(make_review, make_gitrepo, 
 
 @pytest.mark.parametrize("api_version", ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"])
 def test_the_response_echoes_api_version_kind_and_uid(
-    api_version, make_review, make_gitrepo, to_body
+    api_version: str, make_review: MakeObject, make_gitrepo: MakeObject, to_body: ToBody
 ) -> None:
     review = parse_review(to_body(make_review(obj=make_gitrepo(), api_version=api_version, uid="abc-123")))
 
@@ -75,7 +80,9 @@ def test_the_response_echoes_api_version_kind_and_uid(
     assert response["response"]["allowed"] is True
 
 
-def test_delete_with_a_null_object_is_a_valid_review(make_review, make_secret, to_body) -> None:
+def test_delete_with_a_null_object_is_a_valid_review(
+    make_review: MakeObject, make_secret: MakeObject, to_body: ToBody
+) -> None:
     review = parse_review(
         to_body(make_review(operation="DELETE", group="", resource="secrets", old=make_secret()))
     )
@@ -84,14 +91,17 @@ def test_delete_with_a_null_object_is_a_valid_review(make_review, make_secret, t
 
 
 def test_the_name_falls_back_to_metadata_name_when_the_request_has_none(
-    make_review, make_secret, to_body
+    make_review: MakeObject, make_secret: MakeObject, to_body: ToBody
 ) -> None:
     review = parse_review(to_body(make_review(group="", resource="secrets", name="", obj=make_secret())))
 
     assert review.name == "" and review.object_name == "gitjob-webhook"
 
 
-def _edit(change: Any) -> Any:
+Edit = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _edit(change: Edit) -> Edit:
     """A case that edits a well-formed GitRepo CREATE review."""
     return change
 
@@ -160,7 +170,7 @@ MALFORMED = [
 
 @pytest.mark.parametrize(("case", "reason"), MALFORMED)
 def test_a_malformed_review_is_a_bad_review_with_a_reason(
-    case, reason, make_review, make_gitrepo, to_body
+    case: bytes | Edit, reason: str, make_review: MakeObject, make_gitrepo: MakeObject, to_body: ToBody
 ) -> None:
     body = case if isinstance(case, bytes) else to_body(case(make_review(obj=make_gitrepo())))
 
@@ -175,7 +185,9 @@ def test_an_oversized_body_is_refused_before_it_is_parsed() -> None:
         parse_review(b"x" * 101, max_bytes=100)
 
 
-def test_the_default_size_limit_is_three_mebibytes(make_review, make_gitrepo, to_body) -> None:
+def test_the_default_size_limit_is_three_mebibytes(
+    make_review: MakeObject, make_gitrepo: MakeObject, to_body: ToBody
+) -> None:
     body = to_body(make_review(obj=make_gitrepo()))
     at_limit = body + b" " * (3 * 1024 * 1024 - len(body))  # JSON allows trailing whitespace
 
@@ -188,7 +200,7 @@ def test_the_default_size_limit_is_three_mebibytes(make_review, make_gitrepo, to
 
 
 @pytest.fixture
-def gitrepo_review(make_review, make_gitrepo, to_body) -> Review:
+def gitrepo_review(make_review: MakeObject, make_gitrepo: MakeObject, to_body: ToBody) -> Review:
     return parse_review(to_body(make_review(obj=make_gitrepo())))
 
 
@@ -207,7 +219,9 @@ def test_an_allowed_response_has_no_status_block(gitrepo_review: Review) -> None
         pytest.param(418, 418, None, id="unmapped"),
     ],
 )
-def test_a_denial_carries_a_failure_status(gitrepo_review: Review, code, expected_code, reason) -> None:
+def test_a_denial_carries_a_failure_status(
+    gitrepo_review: Review, code: int | None, expected_code: int, reason: str | None
+) -> None:
     decision = Decision(allowed=False, code=code, message="no", reasons=("unknown-key",))
 
     response = build_response(gitrepo_review, decision, mutating=False)["response"]
@@ -225,7 +239,7 @@ def test_a_denial_without_a_message_still_explains_itself(gitrepo_review: Review
 
 
 def test_a_mutating_patch_is_base64_json_with_its_type(gitrepo_review: Review) -> None:
-    patch = ({"op": "add", "path": "/spec/pollingInterval", "value": "1h"},)
+    patch: tuple[PatchOperation, ...] = ({"op": "add", "path": "/spec/pollingInterval", "value": "1h"},)
 
     response = build_response(gitrepo_review, Decision(allowed=True, patch=patch), mutating=True)["response"]
 
@@ -354,7 +368,8 @@ def test_arbitrary_json_raises_nothing_but_bad_review(document: Any) -> None:
     target=st.sampled_from([("fleet.cattle.io", "gitrepos"), ("", "secrets")]),
 )
 def test_a_review_with_any_field_replaced_raises_nothing_but_bad_review(
-    field, value, operation, target, make_review, make_gitrepo, make_secret
+    field: str, value: Any, operation: str, target: tuple[str, str], make_review: MakeObject,
+    make_gitrepo: MakeObject, make_secret: MakeObject,
 ) -> None:
     obj = make_gitrepo() if target[1] == "gitrepos" else make_secret({"github": "s3cr3t"})
     review = make_review(
@@ -381,5 +396,7 @@ def test_a_review_with_any_field_replaced_raises_nothing_but_bad_review(
     | json_values,
     metadata=json_values,
 )
-def test_a_gitrepo_with_any_spec_or_metadata_raises_nothing(spec, metadata, make_review) -> None:
+def test_a_gitrepo_with_any_spec_or_metadata_raises_nothing(
+    spec: Any, metadata: Any, make_review: MakeObject
+) -> None:
     _answer_everything(json.dumps(make_review(obj={"metadata": metadata, "spec": spec})).encode())

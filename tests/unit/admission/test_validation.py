@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.admission.reviews import MAX_WARNING_CHARS, Review, build_response, parse_review
+from controller.admission.reviews import MAX_WARNING_CHARS, Decision, Review, build_response, parse_review
 from controller.admission.key_names import suggest_key
 from controller.admission.validation import validate_secret
 from controller.fleet.secrets import GLOBAL_SECRET as SECRET_NAME
 from controller.providers import SECRET_KEYS as ALLOWED_KEYS
 from controller.providers import WHSEC_KEYS
+from unit.admission.conftest import MakeObject, ToBody
 
 WHSEC = "whsec_" + base64.b64encode(b"k" * 32).decode()
 
@@ -25,9 +27,11 @@ ALLOWED_LIST = (
     "gitlab-signing, gogs."
 )
 
+SecretReview = Callable[..., Review]
+
 
 @pytest.fixture
-def secret_review(make_review, make_secret, to_body):
+def secret_review(make_review: MakeObject, make_secret: MakeObject, to_body: ToBody) -> SecretReview:
     """Review of a write to a Secret: `secret_review(data, string_data=..., operation=..., old=...)`."""
 
     def build(
@@ -56,7 +60,7 @@ def secret_review(make_review, make_secret, to_body):
     return build
 
 
-def validate(review: Review, **options: Any):
+def validate(review: Review, **options: Any) -> Decision:
     return validate_secret(review, controller_namespace=NAMESPACE, **options)
 
 
@@ -73,7 +77,9 @@ def validate(review: Review, **options: Any):
         pytest.param({"github": b"\x00\xffbinary"}, None, id="binary"),
     ],
 )
-def test_a_valid_webhook_secret_is_allowed(secret_review, data, string_data) -> None:
+def test_a_valid_webhook_secret_is_allowed(
+    secret_review: SecretReview, data: dict[str, str | bytes] | None, string_data: dict[str, str] | None
+) -> None:
     review = secret_review(data, string_data=string_data)
 
     decision = validate(review)
@@ -131,7 +137,9 @@ def test_near_misses_get_a_suggestion(key: str, hint: str | None) -> None:
 
 
 @pytest.mark.parametrize(("key", "hint"), SUGGESTIONS)
-def test_an_unknown_key_is_denied_with_its_suggestion(secret_review, key: str, hint: str | None) -> None:
+def test_an_unknown_key_is_denied_with_its_suggestion(
+    secret_review: SecretReview, key: str, hint: str | None
+) -> None:
     decision = validate(secret_review({key: "s3cret"}))
 
     expected = f'key "{key}" is not a provider key' + (f" ({hint})" if hint else "")
@@ -202,7 +210,9 @@ NEWLINE = (
         ),
     ],
 )
-def test_a_bad_value_or_key_set_is_denied_with_the_fix(secret_review, data, problem, reasons) -> None:
+def test_a_bad_value_or_key_set_is_denied_with_the_fix(
+    secret_review: SecretReview, data: dict[str, str] | None, problem: str, reasons: tuple[str, ...]
+) -> None:
     decision = validate(secret_review(data))
 
     assert not decision.allowed and decision.code == 403
@@ -213,7 +223,7 @@ def test_a_bad_value_or_key_set_is_denied_with_the_fix(secret_review, data, prob
     assert decision.reasons == reasons
 
 
-def test_one_message_names_every_offending_key(secret_review) -> None:
+def test_one_message_names_every_offending_key(secret_review: SecretReview) -> None:
     decision = validate(secret_review({"GitHub": "a\n", "gitlab": "b\n", "github": "fine", "gitea": ""}))
 
     assert decision.message == (
@@ -231,14 +241,14 @@ def test_one_message_names_every_offending_key(secret_review) -> None:
     }
 
 
-def test_a_data_value_that_is_not_base64_is_its_own_error(secret_review) -> None:
+def test_a_data_value_that_is_not_base64_is_its_own_error(secret_review: SecretReview) -> None:
     decision = validate(secret_review(raw_data={"github": "not base64!"}))
 
     assert not decision.allowed and decision.reasons == ("undecodable-value",)
     assert 'key "github" is not valid base64' in decision.message
 
 
-def test_a_string_data_value_that_is_not_a_string_is_an_error(secret_review) -> None:
+def test_a_string_data_value_that_is_not_a_string_is_an_error(secret_review: SecretReview) -> None:
     decision = validate(secret_review(string_data={"github": 42}))
 
     assert not decision.allowed and 'key "github" is not a string' in decision.message
@@ -254,7 +264,7 @@ def test_a_string_data_value_that_is_not_a_string_is_an_error(secret_review) -> 
     ],
 )
 def test_string_data_wins_over_data_as_the_api_server_merges_them(
-    secret_review, data, string_data, allowed
+    secret_review: SecretReview, data: dict[str, str] | None, string_data: dict[str, str], allowed: bool
 ) -> None:
     assert validate(secret_review(data, string_data=string_data)).allowed is allowed
 
@@ -266,7 +276,9 @@ def test_string_data_wins_over_data_as_the_api_server_merges_them(
         pytest.param("stringData", "stringData is not a map", id="string-data"),
     ],
 )
-def test_a_section_that_is_not_a_map_is_an_error(make_review, make_secret, to_body, section, reason) -> None:
+def test_a_section_that_is_not_a_map_is_an_error(
+    make_review: MakeObject, make_secret: MakeObject, to_body: ToBody, section: str, reason: str
+) -> None:
     obj = make_secret({"github": "s"})
     obj[section] = ["github"]
     review = parse_review(
@@ -285,7 +297,9 @@ def test_a_section_that_is_not_a_map_is_an_error(make_review, make_secret, to_bo
         pytest.param(True, "will be refused (--require-signature)", id="require-signature"),
     ],
 )
-def test_deleting_the_secret_is_allowed_with_a_warning(secret_review, require_signature, consequence) -> None:
+def test_deleting_the_secret_is_allowed_with_a_warning(
+    secret_review: SecretReview, require_signature: bool, consequence: str
+) -> None:
     decision = validate(
         secret_review({"github": "s3cret"}, operation="DELETE"), require_signature=require_signature
     )
@@ -297,7 +311,7 @@ def test_deleting_the_secret_is_allowed_with_a_warning(secret_review, require_si
     assert decision.audit == {"decision": "allowed", "reasons": "secret-deleted", "keys": "github"}
 
 
-def test_deleting_with_no_old_object_is_still_a_warning(make_review, to_body) -> None:
+def test_deleting_with_no_old_object_is_still_a_warning(make_review: MakeObject, to_body: ToBody) -> None:
     review = parse_review(
         to_body(
             make_review(
@@ -319,7 +333,7 @@ def test_deleting_with_no_old_object_is_still_a_warning(make_review, to_body) ->
     ],
 )
 def test_removing_a_provider_key_is_allowed_with_a_warning(
-    secret_review, make_secret, require_signature, consequence
+    secret_review: SecretReview, make_secret: MakeObject, require_signature: bool, consequence: str
 ) -> None:
     old = make_secret({"github": "a", "gitlab": "b"})
     review = secret_review({"github": "a"}, operation="UPDATE", old=old)
@@ -333,14 +347,16 @@ def test_removing_a_provider_key_is_allowed_with_a_warning(
     assert decision.reasons == ("key-removed",)
 
 
-def test_an_update_that_breaks_a_valid_secret_is_denied(secret_review, make_secret) -> None:
+def test_an_update_that_breaks_a_valid_secret_is_denied(
+    secret_review: SecretReview, make_secret: MakeObject
+) -> None:
     review = secret_review({"github": "a\n"}, operation="UPDATE", old=make_secret({"github": "a"}))
 
     assert not validate(review).allowed
 
 
 def test_an_update_leaving_invalid_data_unchanged_is_allowed_with_a_warning(
-    secret_review, make_secret
+    secret_review: SecretReview, make_secret: MakeObject
 ) -> None:
     # e.g. a finalizer removed while deleting a Secret created before this webhook existed
     old = make_secret({"GitHub": "a\n"})
@@ -370,7 +386,8 @@ def test_an_update_leaving_invalid_data_unchanged_is_allowed_with_a_warning(
     ],
 )
 def test_every_other_secret_is_allowed_at_once(
-    make_review, make_secret, to_body, operation, group, resource, name, namespace, sub_resource
+    make_review: MakeObject, make_secret: MakeObject, to_body: ToBody,
+    operation: str, group: str, resource: str, name: str, namespace: str, sub_resource: str | None,
 ) -> None:
     bad = make_secret({"GitHub": "x\n"}, name=name, namespace=namespace)
     body = make_review(
@@ -391,7 +408,7 @@ def test_every_other_secret_is_allowed_at_once(
 
 
 def test_a_create_without_a_request_name_is_judged_by_metadata_name(
-    make_review, make_secret, to_body
+    make_review: MakeObject, make_secret: MakeObject, to_body: ToBody
 ) -> None:
     body = make_review(
         group="", resource="secrets", name="", namespace=NAMESPACE, obj=make_secret({"GitHub": "x"})
@@ -404,7 +421,9 @@ def test_a_create_without_a_request_name_is_judged_by_metadata_name(
     "data",
     [pytest.param({"GitHub": "x"}, id="denied"), pytest.param({"github": "x"}, id="allowed")],
 )
-def test_the_validating_response_has_no_patch_and_keeps_audit_annotations(secret_review, data) -> None:
+def test_the_validating_response_has_no_patch_and_keeps_audit_annotations(
+    secret_review: SecretReview, data: dict[str, str]
+) -> None:
     review = secret_review(data)
 
     response = build_response(review, validate(review), mutating=False)["response"]
@@ -415,7 +434,9 @@ def test_the_validating_response_has_no_patch_and_keeps_audit_annotations(secret
         assert response["status"]["code"] == 403 and response["status"]["reason"] == "Forbidden"
 
 
-def test_every_warning_is_written_to_fit_120_characters(secret_review, make_secret) -> None:
+def test_every_warning_is_written_to_fit_120_characters(
+    secret_review: SecretReview, make_secret: MakeObject
+) -> None:
     everything = {key: WHSEC if key in WHSEC_KEYS else "v" for key in ALLOWED_KEYS}
     reviews = [
         secret_review(everything, operation="DELETE"),
@@ -460,7 +481,8 @@ decorations = st.sampled_from(["", "\n", " ", "\r\n", "\t"])
     require_signature=st.booleans(),
 )
 def test_no_secret_value_ever_appears_in_the_response(
-    make_review, make_secret, to_body, entries, in_string_data, operation, require_signature
+    make_review: MakeObject, make_secret: MakeObject, to_body: ToBody,
+    entries: dict[str, tuple[str, str]], in_string_data: bool, operation: str, require_signature: bool,
 ) -> None:
     def respond(cores: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
         """The response and every text it carries, for the Secret with these value cores."""

@@ -21,20 +21,20 @@ def documents() -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def mutating(documents) -> dict[str, Any]:
+def mutating(documents: list[dict[str, Any]]) -> dict[str, Any]:
     (configuration,) = [d for d in documents if d["kind"] == "MutatingWebhookConfiguration"]
     (webhook,) = configuration["webhooks"]
     return {"configuration": configuration, "webhook": webhook}
 
 
 @pytest.fixture(scope="module")
-def validating(documents) -> dict[str, Any]:
+def validating(documents: list[dict[str, Any]]) -> dict[str, Any]:
     (configuration,) = [d for d in documents if d["kind"] == "ValidatingWebhookConfiguration"]
     (webhook,) = configuration["webhooks"]
     return {"configuration": configuration, "webhook": webhook}
 
 
-def test_the_file_holds_exactly_the_two_configurations(documents) -> None:
+def test_the_file_holds_exactly_the_two_configurations(documents: list[dict[str, Any]]) -> None:
     assert sorted(d["kind"] for d in documents) == [
         "MutatingWebhookConfiguration",
         "ValidatingWebhookConfiguration",
@@ -42,7 +42,9 @@ def test_the_file_holds_exactly_the_two_configurations(documents) -> None:
 
 
 @pytest.mark.parametrize("version", ["1.30", "1.33"])
-def test_every_document_passes_strict_schema_validation(documents, version) -> None:
+def test_every_document_passes_strict_schema_validation(
+    documents: list[dict[str, Any]], version: str
+) -> None:
     for document in documents:
         kubernetes_validate.validate(document, version, strict=True)
 
@@ -58,7 +60,9 @@ def test_every_document_passes_strict_schema_validation(documents, version) -> N
         ),
     ],
 )
-def test_both_webhooks_point_at_the_admission_service(request, which, name, path) -> None:
+def test_both_webhooks_point_at_the_admission_service(
+    request: pytest.FixtureRequest, which: str, name: str, path: str
+) -> None:
     found = request.getfixturevalue(which)
     webhook = found["webhook"]
 
@@ -77,7 +81,7 @@ def test_both_webhooks_point_at_the_admission_service(request, which, name, path
     assert webhook["matchPolicy"] == "Equivalent"
 
 
-def test_the_mutating_webhook_defaults_gitrepos_and_never_blocks_them(mutating) -> None:
+def test_the_mutating_webhook_defaults_gitrepos_and_never_blocks_them(mutating: dict[str, Any]) -> None:
     webhook = mutating["webhook"]
 
     assert webhook["rules"] == [
@@ -98,7 +102,7 @@ def test_the_mutating_webhook_defaults_gitrepos_and_never_blocks_them(mutating) 
     }
 
 
-def test_the_validating_webhook_sees_only_the_webhook_secret(validating) -> None:
+def test_the_validating_webhook_sees_only_the_webhook_secret(validating: dict[str, Any]) -> None:
     webhook = validating["webhook"]
 
     assert webhook["rules"] == [
@@ -129,5 +133,5 @@ def test_the_validating_webhook_sees_only_the_webhook_secret(validating) -> None
         pytest.param("older than 1.28", id="old-clusters"),
     ],
 )
-def test_the_failure_policies_say_why_in_a_comment(phrase) -> None:
+def test_the_failure_policies_say_why_in_a_comment(phrase: str) -> None:
     assert phrase in " ".join(line.strip(" #") for line in MANIFEST.read_text().splitlines())

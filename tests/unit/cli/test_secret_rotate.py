@@ -21,7 +21,7 @@ from controller.providers.standard_webhooks import decode_key
 WHSEC = "whsec_" + base64.b64encode(b"s" * 32).decode()
 
 
-def _secret(annotations: dict[str, str] | None = None, **values: str) -> dict[str, Any]:
+def _secret(annotations: dict[str, str] | None = None, /, **values: str) -> dict[str, Any]:
     """A Secret as the API server returns it; ``github_previous=`` is the key ``github.previous``."""
     metadata: dict[str, Any] = {"name": "gitjob-webhook", "namespace": "cattle-fleet-system",
                                 "resourceVersion": "7"}

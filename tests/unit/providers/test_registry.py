@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from controller import providers
@@ -55,7 +57,9 @@ def test_the_unknown_sender_answer_names_every_identifying_header(provider: Prov
 
 
 def test_the_cli_offers_every_provider_to_explain() -> None:
-    explain = build_parser()._subparsers._group_actions[0].choices["explain"]  # type: ignore[union-attr]
+    parser = build_parser()
+    (commands,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    explain = commands.choices["explain"]
     help_text = next(action.help for action in explain._actions if action.dest == "provider")
     assert help_text == ", ".join(providers.NAMES)
 

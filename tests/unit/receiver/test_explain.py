@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -22,15 +24,18 @@ def example_store() -> OfflineStore:
     return OfflineStore.from_file(str(EXAMPLE_GITREPOS))
 
 
-def _by_name(report):
+def _by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {entry["name"]: entry for entry in report["gitrepos"]}
 
 
-def _github(payload, store, *headers, settings=SETTINGS):
+def _github(payload: bytes, store: OfflineStore, *headers: tuple[str, str],
+            settings: Settings = SETTINGS) -> dict[str, Any]:
     return explain("github", [("X-GitHub-Event", "push"), *headers], payload, store, settings)
 
 
-def test_a_signed_push_patches_the_gitrepo_tracking_its_branch(example_store, payload):
+def test_a_signed_push_patches_the_gitrepo_tracking_its_branch(
+    example_store: OfflineStore, payload: Callable[[str], bytes]
+) -> None:
     report = _github(payload("github/push.json"), example_store, ("X-Hub-Signature-256", SIGNATURE))
 
     assert report["answer"]["status"] == 200
@@ -41,7 +46,9 @@ def test_a_signed_push_patches_the_gitrepo_tracking_its_branch(example_store, pa
     assert sample["ref_change"]["commit"] == "fd489864e7642b48eaad6e3f155c10e46810ec72"
 
 
-def test_every_gitrepo_is_listed_with_why_it_does_not_match(example_store, payload):
+def test_every_gitrepo_is_listed_with_why_it_does_not_match(
+    example_store: OfflineStore, payload: Callable[[str], bytes]
+) -> None:
     report = _github(payload("github/push.json"), example_store, ("X-Hub-Signature-256", SIGNATURE))
     entries = _by_name(report)
 
@@ -57,7 +64,9 @@ def test_every_gitrepo_is_listed_with_why_it_does_not_match(example_store, paylo
     assert examples["url"]["payload_keys"] == ["github.com/binkkatal/sample_app"]
 
 
-def test_the_event_is_shown_with_its_urls_keys_and_refs(example_store, payload):
+def test_the_event_is_shown_with_its_urls_keys_and_refs(
+    example_store: OfflineStore, payload: Callable[[str], bytes]
+) -> None:
     event = _github(payload("github/push.json"), example_store)["event"]
     assert (event["kind"], event["event"]) == ("push", "push")
     assert {"url": "git@github.com:binkkatal/sample_app.git", "key": "github.com/binkkatal/sample_app"} \
@@ -76,14 +85,18 @@ def test_the_event_is_shown_with_its_urls_keys_and_refs(example_store, payload):
     pytest.param([secret(gitlab="k")], [], "no-key", 401, id="secret without the provider's key"),
     pytest.param([], [], "no-secret", 200, id="no secret"),
 ])
-def test_the_signature_status_is_reported_against_the_secret_that_applies(objects, headers, status, answer):
+def test_the_signature_status_is_reported_against_the_secret_that_applies(
+    objects: list[dict[str, Any]], headers: list[tuple[str, str]], status: str, answer: int
+) -> None:
     store = OfflineStore([gitrepo(branch="main"), *objects], "test")
     report = _github(github_push(), store, *headers, settings=Settings(namespace="default"))
     assert report["signature"]["status"] == status
     assert report["answer"]["status"] == answer
 
 
-def test_no_secret_value_appears_in_the_report(example_store, payload):
+def test_no_secret_value_appears_in_the_report(
+    example_store: OfflineStore, payload: Callable[[str], bytes]
+) -> None:
     for signature in ([], [SIGNATURE], ["sha256=" + "0" * 64]):
         headers = [("X-Hub-Signature-256", value) for value in signature]
         text = json.dumps(_github(payload("github/push.json"), example_store, *headers))
@@ -91,7 +104,7 @@ def test_no_secret_value_appears_in_the_report(example_store, payload):
         assert "sampleToken!" not in text
 
 
-def test_the_secret_of_each_gitrepo_is_named_with_whether_it_exists():
+def test_the_secret_of_each_gitrepo_is_named_with_whether_it_exists() -> None:
     store = OfflineStore([gitrepo("own", branch="main", webhook_secret="mine"),
                           secret("mine", "default", github="k"),
                           gitrepo("lost", branch="main", webhook_secret="gone")], "test")
@@ -103,40 +116,41 @@ def test_the_secret_of_each_gitrepo_is_named_with_whether_it_exists():
     assert (lost["secret"], lost["exists"]) == ("default/gone", False)
 
 
-def test_a_gitrepo_already_at_the_commit_is_current():
+def test_a_gitrepo_already_at_the_commit_is_current() -> None:
     store = OfflineStore([gitrepo(branch="main", webhook_commit=C)], "test")
     entry = _by_name(_github(github_push(), store))["test"]
     assert (entry["match"], entry["result"]) == (True, "current")
 
 
-def test_explaining_writes_nothing():
+def test_explaining_writes_nothing() -> None:
     store = OfflineStore([gitrepo(branch="main")], "test")
     _github(github_push(), store)
-    assert (store.object("default", "test").get("status"), store.events) == (None, [])
+    stored = store.object("default", "test")
+    assert stored is not None and (stored.get("status"), store.events) == (None, [])
 
 
-def test_a_non_push_event_is_ignored_for_every_gitrepo():
+def test_a_non_push_event_is_ignored_for_every_gitrepo() -> None:
     store = OfflineStore([gitrepo(branch="main")], "test")
     report = explain("github", [("X-GitHub-Event", "issues")], github_push(), store, SETTINGS)
     assert (report["answer"]["status"], report["answer"]["outcome"]) == (200, "ignored")
     assert _by_name(report)["test"]["mismatch"] == "event"
 
 
-def test_a_missing_event_header_is_named_instead_of_failing():
+def test_a_missing_event_header_is_named_instead_of_failing() -> None:
     store = OfflineStore([gitrepo(branch="main")], "test")
     report = explain("github", [], github_push(), store, SETTINGS)
     assert any("X-GitHub-Event is missing" in warning for warning in report["warnings"])
     assert report["answer"]["status"] == 400
 
 
-def test_a_delivery_the_receiver_would_give_to_another_provider_is_flagged():
+def test_a_delivery_the_receiver_would_give_to_another_provider_is_flagged() -> None:
     store = OfflineStore([], "test")
     report = explain("github", [("X-GitHub-Event", "push"), ("X-Gogs-Event", "push")], github_push(), store,
                      SETTINGS)
     assert any("as gogs" in warning for warning in report["warnings"])
 
 
-def test_an_unknown_provider_is_an_error_listing_the_valid_ones():
+def test_an_unknown_provider_is_an_error_listing_the_valid_ones() -> None:
     with pytest.raises(ExplainError, match="choose one of azure-devops, bitbucket, bitbucket-server"):
         explain("gerrit", [], b"{}", OfflineStore([], "test"), SETTINGS)
 
@@ -147,17 +161,21 @@ def test_an_unknown_provider_is_an_error_listing_the_valid_ones():
     pytest.param(github_push(), [("Content-Type", "text/plain")], "unsupported Content-Type",
                  id="text/plain"),
 ])
-def test_a_payload_the_provider_cannot_read_is_an_error(data, headers, expected):
+def test_a_payload_the_provider_cannot_read_is_an_error(
+    data: bytes, headers: list[tuple[str, str]], expected: str
+) -> None:
     with pytest.raises(ExplainError, match=expected):
         explain("github", [("X-GitHub-Event", "push"), *headers], data, OfflineStore([], "test"), SETTINGS)
 
 
-def test_a_tag_push_explains_the_gitrepo_pinned_to_that_tag(example_store, payload):
+def test_a_tag_push_explains_the_gitrepo_pinned_to_that_tag(
+    example_store: OfflineStore, payload: Callable[[str], bytes]
+) -> None:
     report = explain("gitlab", [("X-Gitlab-Event", "Tag Push Hook"), ("X-Gitlab-Token", "sampleToken!")],
                      payload("gitlab/tag-event.json"), example_store, SETTINGS)
     assert _by_name(report)["example-v1"]["result"] == "patched"
 
 
-def test_the_report_is_json_serialisable(example_store):
+def test_the_report_is_json_serialisable(example_store: OfflineStore) -> None:
     json.dumps(explain("bitbucket", [("X-Event-Key", "repo:push")], body({"push": {"changes": []}}),
                        example_store, SETTINGS))

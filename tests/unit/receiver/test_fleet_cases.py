@@ -8,18 +8,31 @@ admission webhook sets the interval instead), so every case also checks the spec
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
+from controller.store.offline import OfflineStore
+from unit.receiver.conftest import MakeReceiver
 from unit.receiver.objects import (BAD_SECRET, C, GOOD_SECRET, body, github_headers, github_push, gitrepo,
                                    hmac_hex, outcome, secret)
 
 
-def _webhook_commit(store, namespace, name):
-    return (store.object(namespace, name).get("status") or {}).get("webhookCommit", "")
+def _stored(store: OfflineStore, namespace: str, name: str) -> dict[str, Any]:
+    obj = store.object(namespace, name)
+    assert obj is not None, f"{namespace}/{name} is not in the store"
+    return obj
 
 
-def _spec(store, namespace, name):
-    return store.object(namespace, name)["spec"]
+def _webhook_commit(store: OfflineStore, namespace: str, name: str) -> str:
+    commit: str = (_stored(store, namespace, name).get("status") or {}).get("webhookCommit", "")
+    return commit
+
+
+def _spec(store: OfflineStore, namespace: str, name: str) -> dict[str, Any]:
+    spec: dict[str, Any] = _stored(store, namespace, name)["spec"]
+    return spec
 
 
 @pytest.mark.parametrize(("global_data", "gitrepo_secret", "expected", "written"), [
@@ -36,7 +49,9 @@ def _spec(store, namespace, name):
     pytest.param(None, None, 200, True, id="no-global-secret-no-gitrepo-secret"),
 ])
 def test_github_secret_precedence_decides_whether_the_commit_is_written(
-        make_receiver, global_data, gitrepo_secret, expected, written):
+    make_receiver: MakeReceiver, global_data: dict[str, str] | None, gitrepo_secret: dict[str, str] | None,
+    expected: int, written: bool,
+) -> None:
     """TestGitHubSecretAndCommitUpdated: the GitRepo's webhookSecret wins over the global Secret."""
     objects = [gitrepo(namespace="gitrepoNamespace", branch="main",
                        webhook_secret="gitrepoSecret" if gitrepo_secret is not None else "")]
@@ -61,8 +76,10 @@ def test_github_secret_precedence_decides_whether_the_commit_is_written(
                  id="global-secret-ok-gitrepo-secret-wrong-key"),
     pytest.param(None, {}, False, id="no-global-secret-no-gitrepo-secret-secret-in-gitrepo"),
 ])
-def test_a_secret_that_cannot_verify_is_401_not_500(make_receiver, global_data, gitrepo_secret,
-                                                    gitrepo_secret_exists):
+def test_a_secret_that_cannot_verify_is_401_not_500(
+    make_receiver: MakeReceiver, global_data: dict[str, str] | None, gitrepo_secret: dict[str, str] | None,
+    gitrepo_secret_exists: bool,
+) -> None:
     """Fleet answers 500 when the Secret lacks the provider's key or spec.webhookSecret names a Secret
     that does not exist. We answer 401: the sender's credentials do not check out against the
     configuration, which is an authentication outcome the operator can fix, not a server fault
@@ -71,7 +88,7 @@ def test_a_secret_that_cannot_verify_is_401_not_500(make_receiver, global_data, 
                        webhook_secret="gitrepoSecret" if gitrepo_secret is not None else "")]
     if global_data is not None:
         objects.append(secret(**global_data))
-    if gitrepo_secret_exists:
+    if gitrepo_secret is not None and gitrepo_secret_exists:
         objects.append(secret("gitrepoSecret", "gitrepoNamespace", **gitrepo_secret))
     receiver, store = make_receiver(objects)
     data = github_push()
@@ -82,7 +99,7 @@ def test_a_secret_that_cannot_verify_is_401_not_500(make_receiver, global_data, 
     assert _webhook_commit(store, "gitrepoNamespace", "test") == ""
 
 
-def test_a_wrong_global_secret_is_401(make_receiver):
+def test_a_wrong_global_secret_is_401(make_receiver: MakeReceiver) -> None:
     """TestGitHubWrongSecret."""
     receiver, store = make_receiver([gitrepo(branch="main"), secret(github="badsecret")])
     data = github_push()
@@ -133,8 +150,9 @@ _SUFFIX_REPO = gitrepo("gitrepo-which-should-be-ignored", "my-namespace",
                  {"repo": "git@gogs-ssh.example.com:example/repo.git", "branch": "main"},
                  id="ssh URL matches scp-style repo on a different gogs host"),
 ])
-def test_the_intended_gitrepo_is_patched_once_and_the_suffixed_one_not(make_receiver, headers, payload,
-                                                                       intended):
+def test_the_intended_gitrepo_is_patched_once_and_the_suffixed_one_not(
+    make_receiver: MakeReceiver, headers: dict[str, str], payload: dict[str, Any], intended: dict[str, str]
+) -> None:
     """TestGitRepoURLMatch. Fleet's intended GitRepo has no branch and is matched by any branch or
     tag; ours follow Fleet's reconciler instead (no branch means master, a tag push concerns the
     GitRepo whose spec.revision is that tag), so the intended GitRepo here names what it tracks."""
@@ -159,7 +177,7 @@ def test_the_intended_gitrepo_is_patched_once_and_the_suffixed_one_not(make_rece
     pytest.param("https://github.com/.*/.*", id="wildcard owner and name"),
     pytest.param("https://.*/.*", id="wildcard everything"),
 ])
-def test_a_wildcard_payload_url_matches_no_gitrepo(make_receiver, html_url):
+def test_a_wildcard_payload_url_matches_no_gitrepo(make_receiver: MakeReceiver, html_url: str) -> None:
     """TestGitHubWildcardURLDoesNotMatchUnintendedRepo. Fleet answers ``succeeded``; we answer
     ``processed`` with an empty summary and say that no GitRepo tracks the repository."""
     receiver, store = make_receiver([gitrepo(branch="main")])
@@ -203,7 +221,9 @@ def _azure_push(remote_url: str) -> bytes:
                  "https://dev.azure.com/fleet/git test/_git/git test",
                  id="legacy visualstudio.com GitRepo with spaces (better than Fleet, issue 4507)"),
 ])
-def test_an_azure_devops_push_reaches_the_gitrepo_in_any_url_form(make_receiver, repo, remote_url):
+def test_an_azure_devops_push_reaches_the_gitrepo_in_any_url_form(
+    make_receiver: MakeReceiver, repo: str, remote_url: str
+) -> None:
     """The Azure DevOps end-to-end tests, plus the legacy ``*.visualstudio.com`` GitRepo URL that Fleet
     never matches (only its payload side is rewritten); we normalise both sides to one key."""
     receiver, store = make_receiver([gitrepo(repo=repo, branch="main")])
@@ -214,7 +234,7 @@ def test_an_azure_devops_push_reaches_the_gitrepo_in_any_url_form(make_receiver,
     assert _webhook_commit(store, "default", "test") == AZURE_COMMIT
 
 
-def test_a_github_ping_is_answered_200(make_receiver, payload):
+def test_a_github_ping_is_answered_200(make_receiver: MakeReceiver, payload: Callable[[str], bytes]) -> None:
     """TestGitHubPingWebhook. Fleet answers the text ``Webhook received successfully`` before looking
     at anything; we answer JSON ``ping`` after parsing (and, when a secret applies, verifying) it."""
     receiver, _ = make_receiver([gitrepo(branch="main")])
@@ -264,7 +284,9 @@ _SECRETS = secret(gogs="gogssecret", github="githubsecret", gitlab="gitlabsecret
                  id="azure basic auth failed"),
     pytest.param("PUT", {"X-Vss-Activityid": "xxx"}, _AZURE, 405, id="azure invalid method"),
 ])
-def test_status_codes_of_authentication_and_protocol_errors(headers, method, data, expected):
+def test_status_codes_of_authentication_and_protocol_errors(
+    headers: dict[str, str], method: str, data: bytes, expected: int
+) -> None:
     """TestAuthErrorCodes, through the Flask app. Fleet answers 500 for an event the library was not
     told to parse and for a provider header that is missing; we answer 200 ``ignored`` for the first
     (providers disable hooks that keep failing) and 400 for the second (no provider recognised).

@@ -17,17 +17,18 @@ def _push(*changes: RefChange, urls: tuple[str, ...] = ("https://github.com/exam
     return PushEvent("github", "push", EventKind.PUSH, "", urls, changes)
 
 
-def _gitrepo(name: str = "test", **spec: str) -> GitRepo:
-    return GitRepo("default", name, spec.pop("repo", "https://github.com/example/repo"), **spec)
+def _gitrepo(name: str = "test", repo: str = "https://github.com/example/repo", *, branch: str = "",
+             revision: str = "", webhook_commit: str = "") -> GitRepo:
+    return GitRepo("default", name, repo, branch=branch, revision=revision, webhook_commit=webhook_commit)
 
 
-def test_payload_keys_are_distinct_and_in_payload_order():
+def test_payload_keys_are_distinct_and_in_payload_order() -> None:
     event = _push(urls=("https://github.com/Example/Repo", "git@github.com:example/repo.git",
                         "https://gitlab.com/other/repo", "not a url"))
     assert matching.payload_keys(event) == ("github.com/example/repo", "gitlab.com/other/repo")
 
 
-def test_trackers_lists_each_gitrepo_once_sorted():
+def test_trackers_lists_each_gitrepo_once_sorted() -> None:
     b, a = _gitrepo("b"), _gitrepo("a")
     index = {"k1": [b, a], "k2": [a]}
     assert matching.trackers(["k1", "k2"], lambda key: index.get(key, [])) == [a, b]
@@ -53,7 +54,9 @@ _MAIN = {"branch": "main"}
                  id="pinned commit"),
     pytest.param(_MAIN, RefChange("refs/notes/x", C), "the push is of refs/notes/x", id="odd ref"),
 ])
-def test_ref_mismatch_says_why_a_change_does_not_concern_a_gitrepo(spec, change, reason):
+def test_ref_mismatch_says_why_a_change_does_not_concern_a_gitrepo(
+    spec: dict[str, str], change: RefChange, reason: str | None
+) -> None:
     mismatch = matching.ref_mismatch(_gitrepo(**spec), change)
     if reason is None:
         assert mismatch is None
@@ -61,7 +64,7 @@ def test_ref_mismatch_says_why_a_change_does_not_concern_a_gitrepo(spec, change,
         assert mismatch is not None and reason in mismatch
 
 
-def test_targets_take_the_first_change_that_concerns_each_gitrepo():
+def test_targets_take_the_first_change_that_concerns_each_gitrepo() -> None:
     main, release = _gitrepo("main", branch="main"), _gitrepo("release", branch="release")
     event = _push(RefChange("refs/heads/release", "1" * 40), RefChange("refs/heads/main", "2" * 40))
 
@@ -70,7 +73,7 @@ def test_targets_take_the_first_change_that_concerns_each_gitrepo():
     assert [(t.gitrepo.name, t.change.commit) for t in chosen] == [("main", "2" * 40), ("release", "1" * 40)]
 
 
-def test_why_not_gives_every_reason_for_a_gitrepo_no_change_concerns():
+def test_why_not_gives_every_reason_for_a_gitrepo_no_change_concerns() -> None:
     event = _push(RefChange("refs/heads/a", C), RefChange("refs/heads/b", C))
     gitrepo = _gitrepo(branch="main")
     assert matching.targets(event, [gitrepo]) == []
@@ -78,7 +81,7 @@ def test_why_not_gives_every_reason_for_a_gitrepo_no_change_concerns():
                                                 "tracks branch main, the push is to branch b")
 
 
-def test_a_push_without_refs_concerns_no_gitrepo():
+def test_a_push_without_refs_concerns_no_gitrepo() -> None:
     assert matching.targets(_push(), [_gitrepo()]) == []
     assert matching.why_not(_gitrepo(), _push()) == "the push changed no ref"
 
@@ -98,6 +101,8 @@ def test_the_cheap_rule_and_the_explained_rule_agree(branch: str, revision: str,
 @pytest.mark.parametrize(("webhook_commit", "current"), [pytest.param(C, True, id="same commit"),
                                                          pytest.param("", False, id="never written"),
                                                          pytest.param("1" * 40, False, id="older commit")])
-def test_a_target_is_current_when_the_gitrepo_already_has_the_commit(webhook_commit, current):
+def test_a_target_is_current_when_the_gitrepo_already_has_the_commit(
+    webhook_commit: str, current: bool
+) -> None:
     target = matching.Target(_gitrepo(webhook_commit=webhook_commit), RefChange("refs/heads/master", C))
     assert target.current is current

@@ -4,23 +4,33 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
+from controller.fleet.gitrepos import GitRepo
 from controller.store import StoreUnavailable
 from controller.store.offline import OfflineStore
+from unit.receiver.conftest import MakeReceiver
 from unit.receiver.objects import (C, GOOD_SECRET, body, github_headers, github_push, gitrepo, outcome,
                                    secret)
 
 D = "0123456789abcdef0123456789abcdef01234567"
 
 
-def _webhook_commit(store, namespace="default", name="test"):
-    return (store.object(namespace, name).get("status") or {}).get("webhookCommit", "")
+def _stored(store: OfflineStore, namespace: str = "default", name: str = "test") -> dict[str, Any]:
+    obj = store.object(namespace, name)
+    assert obj is not None, f"{namespace}/{name} is not in the store"
+    return obj
 
 
-def test_an_unknown_sender_is_400_naming_the_headers_looked_for(make_receiver):
+def _webhook_commit(store: OfflineStore, namespace: str = "default", name: str = "test") -> str:
+    commit: str = (_stored(store, namespace, name).get("status") or {}).get("webhookCommit", "")
+    return commit
+
+
+def test_an_unknown_sender_is_400_naming_the_headers_looked_for(make_receiver: MakeReceiver) -> None:
     """Fleet answers an empty 200, so a misconfigured sender looks like success; we say what is missing."""
     receiver, _ = make_receiver([gitrepo(branch="main")])
     status, answer = outcome(receiver, {"Content-Type": "application/json"}, github_push())
@@ -28,7 +38,7 @@ def test_an_unknown_sender_is_400_naming_the_headers_looked_for(make_receiver):
     assert "X-GitHub-Event" in answer["message"]
 
 
-def test_a_missing_signature_header_is_401_when_a_secret_applies(make_receiver):
+def test_a_missing_signature_header_is_401_when_a_secret_applies(make_receiver: MakeReceiver) -> None:
     """Fleet answers 500 for a GitHub, Gogs or Bitbucket Server delivery without its signature header;
     an unsigned delivery to a secured GitRepo is an authentication failure, so we answer 401."""
     receiver, store = make_receiver([gitrepo(branch="main"), secret(github=GOOD_SECRET)])
@@ -39,7 +49,7 @@ def test_a_missing_signature_header_is_401_when_a_secret_applies(make_receiver):
     assert _webhook_commit(store) == ""
 
 
-def test_the_401_message_never_contains_the_secret_value(make_receiver):
+def test_the_401_message_never_contains_the_secret_value(make_receiver: MakeReceiver) -> None:
     receiver, _ = make_receiver([gitrepo(branch="main"), secret(github=GOOD_SECRET)])
     data = github_push()
     _, answer = outcome(receiver, github_headers(data, key="wrong"), data)
@@ -59,7 +69,9 @@ def test_the_401_message_never_contains_the_secret_value(make_receiver):
     pytest.param({"revision": "v1.0.0"}, "refs/heads/v1.0.0", False, id="a branch named like the tag"),
     pytest.param({"revision": C}, "refs/heads/master", False, id="pinned to a commit"),
 ])
-def test_which_refs_concern_a_gitrepo(make_receiver, tracked, pushed, patched):
+def test_which_refs_concern_a_gitrepo(
+    make_receiver: MakeReceiver, tracked: dict[str, str], pushed: str, patched: bool
+) -> None:
     """Fleet lets a GitRepo without spec.branch be triggered by any branch or tag push, although its
     reconciler follows master (the push then only costs a futile ls-remote and a warning event), and
     never triggers GitRepos with spec.revision (issue 3474). We match what the GitRepo deploys."""
@@ -70,7 +82,7 @@ def test_which_refs_concern_a_gitrepo(make_receiver, tracked, pushed, patched):
     assert _webhook_commit(store) == (C if patched else "")
 
 
-def test_every_ref_of_a_multi_ref_push_counts(make_receiver):
+def test_every_ref_of_a_multi_ref_push_counts(make_receiver: MakeReceiver) -> None:
     """Fleet looks at the first change only; a push of two branches must reach both GitRepos."""
     receiver, store = make_receiver([
         gitrepo("main", repo="https://bitbucket.org/example/repo", branch="main"),
@@ -98,7 +110,9 @@ def test_every_ref_of_a_multi_ref_push_counts(make_receiver):
                   "repository": {"links": {"html": {"href": "https://github.com/example/repo"}}}},
                  id="bitbucket null new"),
 ])
-def test_a_deletion_writes_nothing(make_receiver, headers, payload):
+def test_a_deletion_writes_nothing(
+    make_receiver: MakeReceiver, headers: dict[str, str], payload: dict[str, Any]
+) -> None:
     """Fleet writes forty zeros into status.webhookCommit for a deleted branch; we write nothing."""
     receiver, store = make_receiver([gitrepo(branch="main")])
     status, answer = outcome(receiver, headers, body(payload))
@@ -108,24 +122,24 @@ def test_a_deletion_writes_nothing(make_receiver, headers, payload):
     assert store.events == []
 
 
-def test_a_push_never_writes_the_spec(make_receiver):
+def test_a_push_never_writes_the_spec(make_receiver: MakeReceiver) -> None:
     """Fleet sets spec.pollingInterval on the first webhook of a GitRepo without one; we write the
     status subresource only (the admission webhook owns the interval)."""
     receiver, store = make_receiver([gitrepo(branch="main")])
-    before = store.object("default", "test")["spec"]
+    before = _stored(store)["spec"]
     outcome(receiver, {"X-GitHub-Event": "push"}, github_push())
-    assert store.object("default", "test")["spec"] == before
+    assert _stored(store)["spec"] == before
     assert _webhook_commit(store) == C
 
 
-def test_a_patched_gitrepo_gets_a_webhook_received_event(make_receiver):
+def test_a_patched_gitrepo_gets_a_webhook_received_event(make_receiver: MakeReceiver) -> None:
     receiver, store = make_receiver([gitrepo(branch="main")])
     outcome(receiver, {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1"}, github_push())
     assert [(e["gitrepo"], e["reason"]) for e in store.events] == [("default/test", "WebhookReceived")]
     assert store.events[0]["message"] == f"github push to refs/heads/main at {C[:12]}"
 
 
-def test_a_gitrepo_already_at_the_commit_is_current_and_not_written(make_receiver):
+def test_a_gitrepo_already_at_the_commit_is_current_and_not_written(make_receiver: MakeReceiver) -> None:
     receiver, store = make_receiver([gitrepo(branch="main", webhook_commit=C)])
     status, answer = outcome(receiver, {"X-GitHub-Event": "push"}, github_push())
     assert (status, answer["summary"]["current"], answer["summary"]["patched"]) == (200, 1, 0)
@@ -133,7 +147,7 @@ def test_a_gitrepo_already_at_the_commit_is_current_and_not_written(make_receive
     assert store.events == []
 
 
-def test_a_redelivery_of_the_same_body_is_a_duplicate_and_writes_nothing(make_receiver):
+def test_a_redelivery_of_the_same_body_is_a_duplicate_and_writes_nothing(make_receiver: MakeReceiver) -> None:
     receiver, store = make_receiver([gitrepo(branch="main")])
     data = github_push()
     headers = github_headers(data, key=None, delivery="d-1")
@@ -147,7 +161,7 @@ def test_a_redelivery_of_the_same_body_is_a_duplicate_and_writes_nothing(make_re
     assert _webhook_commit(store) == "reset"
 
 
-def test_the_same_delivery_id_with_another_body_is_processed(make_receiver):
+def test_the_same_delivery_id_with_another_body_is_processed(make_receiver: MakeReceiver) -> None:
     receiver, store = make_receiver([gitrepo(branch="main")])
     first, second = github_push(after=C), github_push(after=D)
     outcome(receiver, github_headers(first, key=None, delivery="d-1"), first)
@@ -158,7 +172,7 @@ def test_the_same_delivery_id_with_another_body_is_processed(make_receiver):
     assert _webhook_commit(store) == D
 
 
-def test_require_signature_refuses_a_delivery_no_secret_applies_to(make_receiver):
+def test_require_signature_refuses_a_delivery_no_secret_applies_to(make_receiver: MakeReceiver) -> None:
     receiver, store = make_receiver([gitrepo(branch="main")], require_signature=True)
     status, answer = outcome(receiver, {"X-GitHub-Event": "push"}, github_push())
     assert status == 401
@@ -166,7 +180,7 @@ def test_require_signature_refuses_a_delivery_no_secret_applies_to(make_receiver
     assert _webhook_commit(store) == ""
 
 
-def test_require_signature_accepts_a_verified_delivery(make_receiver):
+def test_require_signature_accepts_a_verified_delivery(make_receiver: MakeReceiver) -> None:
     receiver, store = make_receiver([gitrepo(branch="main"), secret(github=GOOD_SECRET)],
                                     require_signature=True)
     data = github_push()
@@ -175,7 +189,9 @@ def test_require_signature_accepts_a_verified_delivery(make_receiver):
     assert _webhook_commit(store) == C
 
 
-def test_an_unauthenticated_delivery_is_accepted_and_counted_when_no_secret_applies(make_receiver):
+def test_an_unauthenticated_delivery_is_accepted_and_counted_when_no_secret_applies(
+    make_receiver: MakeReceiver
+) -> None:
     receiver, store = make_receiver([gitrepo(branch="main")])
     before = _unauthenticated("github")
 
@@ -186,7 +202,9 @@ def test_an_unauthenticated_delivery_is_accepted_and_counted_when_no_secret_appl
     assert _unauthenticated("github") == before + 1
 
 
-def test_a_delivery_signed_for_one_gitrepo_does_not_patch_another_with_its_own_secret(make_receiver):
+def test_a_delivery_signed_for_one_gitrepo_does_not_patch_another_with_its_own_secret(
+    make_receiver: MakeReceiver
+) -> None:
     """Two GitRepos of one repository with different secrets: only the one whose secret verifies moves."""
     receiver, store = make_receiver([
         gitrepo("a", branch="main", webhook_secret="a-secret"), secret("a-secret", "default", github="key-a"),
@@ -214,7 +232,8 @@ class _ClusterStore(OfflineStore):
     pytest.param(OfflineStore, False, True, id="offline, unauthenticated: shown"),
 ])
 def test_gitrepo_names_are_only_shown_to_an_authenticated_caller_or_offline(
-        make_receiver, store_class, signed, names_shown):
+    make_receiver: MakeReceiver, store_class: type[OfflineStore], signed: bool, names_shown: bool
+) -> None:
     objects = [gitrepo(branch="main")] + ([secret(github=GOOD_SECRET)] if signed else [])
     receiver, _ = make_receiver(objects, store_class=store_class)
     data = github_push()
@@ -231,14 +250,16 @@ class _FlakyStore(OfflineStore):
 
     failures = 1
 
-    def patch_status(self, gitrepo, commit, when):
+    def patch_status(self, gitrepo: GitRepo, commit: str, when: datetime.datetime) -> GitRepo:
         if self.failures:
             self.failures -= 1
             raise StoreUnavailable("the API server did not answer within 8s")
         return super().patch_status(gitrepo, commit, when)
 
 
-def test_an_unavailable_api_server_is_503_with_retry_after_and_a_redelivery_retries(make_receiver):
+def test_an_unavailable_api_server_is_503_with_retry_after_and_a_redelivery_retries(
+    make_receiver: MakeReceiver
+) -> None:
     receiver, store = make_receiver([gitrepo(branch="main")], store_class=_FlakyStore)
     data = github_push()
     headers = github_headers(data, key=None, delivery="d-1")

@@ -6,9 +6,12 @@ connection"), so providers show the hook as failing and may disable it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from unit.providers.provider_fixtures import DELIVERIES, Delivery
+from unit.receiver.conftest import MakeReceiver
 from unit.receiver.objects import body, github_headers, gitrepo, outcome, secret
 
 PUSH_FIXTURES = frozenset({
@@ -22,7 +25,7 @@ OTHER_EVENTS = [pytest.param(delivery, id=delivery.name) for delivery in DELIVER
 
 
 @pytest.mark.parametrize("delivery", OTHER_EVENTS)
-def test_a_non_push_event_is_200_ignored(make_receiver, delivery: Delivery):
+def test_a_non_push_event_is_200_ignored(make_receiver: MakeReceiver, delivery: Delivery) -> None:
     receiver, store = make_receiver([gitrepo(branch="main")])
 
     status, answer = outcome(receiver, delivery.headers, delivery.body)
@@ -39,13 +42,17 @@ BITBUCKET_SERVER_PING = body({"test": True})
     pytest.param({"X-Event-Key": "diagnostics:ping"}, BITBUCKET_SERVER_PING,
                  id="bitbucket server diagnostics:ping"),
 ])
-def test_a_ping_is_200_ping(make_receiver, payload, headers, data):
+def test_a_ping_is_200_ping(
+    make_receiver: MakeReceiver, payload: Callable[[str], bytes], headers: dict[str, str], data: bytes | None
+) -> None:
     receiver, _ = make_receiver([])
     status, answer = outcome(receiver, headers, data if data is not None else payload("github/ping.json"))
     assert (status, answer["outcome"]) == (200, "ping")
 
 
-def test_a_signed_ping_says_the_secret_is_right(make_receiver, payload):
+def test_a_signed_ping_says_the_secret_is_right(
+    make_receiver: MakeReceiver, payload: Callable[[str], bytes]
+) -> None:
     """A provider's test delivery tells the operator at once whether the configured secret is right."""
     receiver, _ = make_receiver([secret(github="s3cret")])
     data = payload("github/ping.json")

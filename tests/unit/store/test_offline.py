@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import pathlib
+from typing import Any
 
 import pytest
 import yaml
@@ -21,32 +23,40 @@ spec: {repo: "https://github.com/example/app.git", branch: main}
 """
 
 
-def _write(tmp_path, text: str) -> str:
+def _write(tmp_path: pathlib.Path, text: str) -> str:
     path = tmp_path / "gitrepos.yaml"
     path.write_text(text)
     return str(path)
 
 
-def test_the_example_file_loads(tmp_path):
+def _object(store: OfflineStore, namespace: str, name: str) -> dict[str, Any]:
+    obj = store.object(namespace, name)
+    assert obj is not None, f"{namespace}/{name} is not in the store"
+    return obj
+
+
+def test_the_example_file_loads(tmp_path: pathlib.Path) -> None:
     store = OfflineStore.from_file(str(EXAMPLE_GITREPOS))
     assert store.description.startswith(f"offline ({EXAMPLE_GITREPOS}: 10 GitRepos, 2 Secrets")
-    assert store.secret("cattle-fleet-system", "gitjob-webhook")["github"] == \
-        b"IsWishesWereHorsesWedAllBeEatingSteak!"
+    secret = store.secret("cattle-fleet-system", "gitjob-webhook")
+    assert secret is not None and secret["github"] == b"IsWishesWereHorsesWedAllBeEatingSteak!"
 
 
-def test_gitrepos_are_found_by_their_normalised_url(tmp_path):
+def test_gitrepos_are_found_by_their_normalised_url(tmp_path: pathlib.Path) -> None:
     store = OfflineStore.from_file(_write(tmp_path, GITREPO))
-    found = store.gitrepos_for(repo_key("git@github.com:example/app"))
+    key = repo_key("git@github.com:example/app")
+    assert key is not None
+    found = store.gitrepos_for(key)
     assert [gitrepo.ref for gitrepo in found] == ["fleet-default/app"]
 
 
-def test_a_list_document_is_unpacked(tmp_path):
+def test_a_list_document_is_unpacked(tmp_path: pathlib.Path) -> None:
     text = yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [yaml.safe_load(GITREPO)]})
     store = OfflineStore.from_file(_write(tmp_path, text))
     assert [gitrepo.name for gitrepo in store.gitrepos()] == ["app"]
 
 
-def test_secret_data_and_string_data_are_merged(tmp_path):
+def test_secret_data_and_string_data_are_merged(tmp_path: pathlib.Path) -> None:
     store = OfflineStore.from_file(_write(tmp_path, """
 apiVersion: v1
 kind: Secret
@@ -54,7 +64,8 @@ metadata: {name: s, namespace: ns}
 data: {github: Zm9v}
 stringData: {gitlab: bar}
 """))
-    assert store.secret("ns", "s") == {"github": b"foo", "gitlab": b"bar"}
+    secret = store.secret("ns", "s")
+    assert secret is not None and dict(secret) == {"github": b"foo", "gitlab": b"bar"}
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -70,34 +81,36 @@ stringData: {gitlab: bar}
     pytest.param("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {github: '%%%'}\n",
                  "data.github is not valid base64", id="bad base64"),
 ])
-def test_a_bad_file_is_refused_with_the_file_document_and_problem(tmp_path, text, message):
+def test_a_bad_file_is_refused_with_the_file_document_and_problem(
+    tmp_path: pathlib.Path, text: str, message: str
+) -> None:
     path = _write(tmp_path, text)
     with pytest.raises(StoreError) as raised:
         OfflineStore.from_file(path)
     assert path in str(raised.value) and message in str(raised.value)
 
 
-def test_a_missing_file_is_refused(tmp_path):
+def test_a_missing_file_is_refused(tmp_path: pathlib.Path) -> None:
     with pytest.raises(StoreError, match="cannot read"):
         OfflineStore.from_file(str(tmp_path / "absent.yaml"))
 
 
-def test_a_status_patch_changes_only_the_status_in_memory(tmp_path):
+def test_a_status_patch_changes_only_the_status_in_memory(tmp_path: pathlib.Path) -> None:
     store = OfflineStore.from_file(_write(tmp_path, GITREPO))
     gitrepo = store.gitrepos()[0]
     when = datetime.datetime(2026, 11, 29, 12, 0, 0, tzinfo=datetime.timezone.utc)
     updated = store.patch_status(gitrepo, "abc123", when)
     assert updated.webhook_commit == "abc123"
-    obj = store.object("fleet-default", "app")
+    obj = _object(store, "fleet-default", "app")
     assert obj["status"] == {"webhookCommit": "abc123", "lastWebhookTime": "2026-11-29T12:00:00Z"}
     assert obj["spec"] == {"repo": "https://github.com/example/app.git", "branch": "main"}
 
 
-def test_setting_and_reverting_the_polling_interval(tmp_path):
+def test_setting_and_reverting_the_polling_interval(tmp_path: pathlib.Path) -> None:
     store = OfflineStore.from_file(_write(tmp_path, GITREPO))
     gitrepo = store.set_polling_interval(store.gitrepos()[0], "1h", defaulted=True)
     assert gitrepo.polling_interval == "1h" and gitrepo.polling_defaulted
-    assert store.object("fleet-default", "app")["metadata"]["annotations"][DEFAULTED_ANNOTATION] == "true"
+    assert _object(store, "fleet-default", "app")["metadata"]["annotations"][DEFAULTED_ANNOTATION] == "true"
     gitrepo = store.set_polling_interval(gitrepo, None, defaulted=False)
     assert gitrepo.polling_interval is None and not gitrepo.polling_defaulted
-    assert DEFAULTED_ANNOTATION not in store.object("fleet-default", "app")["metadata"]["annotations"]
+    assert DEFAULTED_ANNOTATION not in _object(store, "fleet-default", "app")["metadata"]["annotations"]
