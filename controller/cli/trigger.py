@@ -14,6 +14,7 @@ import secrets
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -26,20 +27,22 @@ _COMMIT = re.compile(r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$")
 
 def run(arguments: dict[str, Any], settings: Settings) -> int:
     """Sign and send one delivery; print the answer."""
+    url = _url(arguments["url"])
     key = _key(arguments, settings)
     body = _body(arguments)
     message_id = "msg_" + secrets.token_hex(12)
     stamp = int(time.time())
-    request = urllib.request.Request(arguments["url"], data=body, method="POST", headers={
+    request = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/json",
         "User-Agent": "gitjob-webhook-trigger",
         "webhook-id": message_id,
         "webhook-timestamp": str(stamp),
         "webhook-signature": sign(key, message_id, stamp, body),
     })
-    context = ssl.create_default_context(cafile=arguments.get("cacert"))
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=_tls(arguments.get("cacert"))),
+                                         _NoRedirects())
     try:
-        with urllib.request.urlopen(request, timeout=arguments["timeout"], context=context) as answer:
+        with opener.open(request, timeout=arguments["timeout"]) as answer:
             status, text = answer.status, answer.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as error:
         status, text = error.code, error.read().decode("utf-8", "replace")
@@ -48,6 +51,32 @@ def run(arguments: dict[str, Any], settings: Settings) -> int:
         raise Failure(f"{arguments['url']}: cannot deliver: {reason}") from None
     print(f"{status} {text.strip()}")
     return 0 if 200 <= status < 300 else 1
+
+
+def _url(text: str) -> str:
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError as error:
+        raise UsageError(f"--url {text!r}: {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--url {text!r}: an http:// or https:// URL of the receiver")
+    return text
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer (a failure), never followed: following it would send the signed
+    delivery to wherever the first server says, and exit 0 for that server's 2xx."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _tls(cacert: str | None) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=cacert)
+    except (OSError, ssl.SSLError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise UsageError(f"--cacert {cacert}: cannot read: {reason}") from None
 
 
 def _key(arguments: dict[str, Any], settings: Settings) -> bytes:

@@ -78,9 +78,9 @@ class GitHub:
         key = secret_key(secret, "github")
         if key is None:
             return Verification.NO_KEY
-        sha256 = header(headers, "x-hub-signature-256")
-        if sha256:
-            return hmac_signature(sha256, prefix="sha256=", algorithm="sha256", key=key, body=body)
+        if "x-hub-signature-256" in headers:   # sent, even empty: SHA-1 is no fallback then
+            return hmac_signature(header(headers, "x-hub-signature-256"), prefix="sha256=",
+                                  algorithm="sha256", key=key, body=body)
         sha1 = header(headers, "x-hub-signature")
         return hmac_signature(sha1, prefix="sha1=", algorithm="sha1", key=key, body=body)
 

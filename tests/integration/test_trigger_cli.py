@@ -112,6 +112,26 @@ def test_mistakes_are_one_line_and_nothing_is_sent(capture: Capture, arguments: 
     assert "hunter2" not in result.stderr
 
 
+def test_a_redirect_is_not_followed(capture: Capture) -> None:
+    """Following it would send the signed delivery elsewhere and exit 0 for that server's answer."""
+    capture.status, capture.answer = 302, b""
+    result = _trigger("--url", capture.url, *PUSH)
+    assert result.returncode == 1 and result.stdout.startswith("302")
+    assert len(capture.requests) == 1
+
+
+@pytest.mark.parametrize(("arguments", "expected"), [
+    pytest.param(("--url", "http://[::1"), "--url 'http://[::1'", id="bad-host"),
+    pytest.param(("--url", "nourl"), "--url 'nourl'", id="no-scheme"),
+    pytest.param(("--url", "https://127.0.0.1:9/", "--cacert", "/nonexistent/ca.crt"),
+                 "--cacert /nonexistent/ca.crt: cannot read", id="missing-cacert"),
+])
+def test_a_bad_url_or_ca_file_is_one_line(arguments: tuple[str, ...], expected: str) -> None:
+    result = _trigger(*arguments, *PUSH)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr
+
+
 def test_an_unreachable_receiver_is_one_line(capture: Capture) -> None:
     result = _trigger("--url", "http://127.0.0.1:9/", *PUSH)
     assert result.returncode == 1 and result.stderr.count("\n") == 1

@@ -230,10 +230,11 @@ def test_github_legacy_sha1_signature_verifies_when_no_sha256_header_is_sent() -
     assert GITHUB.verify(headers, GITHUB_BODY, {"github": GITHUB_SECRET}) is Verification.VERIFIED
 
 
-def test_github_ignores_a_valid_sha1_signature_when_a_wrong_sha256_one_is_sent() -> None:
-    """The SHA-256 header is authoritative: no downgrade to SHA-1 by adding a second header."""
-    headers = {"x-hub-signature": "sha1=" + GITHUB_SHA1_HEX, "x-hub-signature-256": "sha256=" + "0" * 64}
-    assert GITHUB.verify(headers, GITHUB_BODY, {"github": GITHUB_SECRET}) is Verification.FAILED
+@pytest.mark.parametrize("sha256", ["sha256=" + "0" * 64, ""], ids=["wrong", "empty"])
+def test_github_ignores_a_valid_sha1_signature_when_a_sha256_header_is_sent(sha256: str) -> None:
+    """The SHA-256 header is authoritative, even empty: no downgrade to SHA-1 by adding a second header."""
+    headers = {"x-hub-signature": "sha1=" + GITHUB_SHA1_HEX, "x-hub-signature-256": sha256}
+    assert GITHUB.verify(headers, GITHUB_BODY, {"github": GITHUB_SECRET}) is not Verification.VERIFIED
 
 
 def test_github_signatures_cover_a_form_encoded_body_as_sent() -> None:
