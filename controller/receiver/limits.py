@@ -52,7 +52,7 @@ class FailureBudget:
 
 
 class DeliveryMemory:
-    """Digests of delivery bodies already processed, per provider, for ``ttl`` seconds (bounded LRU).
+    """Digests of delivery bodies already processed, for ``ttl`` seconds (bounded LRU), per worker process.
 
     Keyed on the body, which the signature covers, not on the delivery-id header, which nothing
     signs: a replayed push is a duplicate whatever id it is sent with.
@@ -64,21 +64,23 @@ class DeliveryMemory:
         self._max_entries = max_entries
         self._clock = clock
         self._lock = threading.Lock()
-        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._seen: OrderedDict[str, float] = OrderedDict()
 
-    def seen(self, provider: str, digest: str) -> bool:
-        """True when this provider's delivery with this very body was processed within the ttl."""
+    def seen(self, digest: str) -> bool:
+        """True when a delivery with this very body was processed within the ttl, whichever provider
+        headers it came with (Gogs, Gitea and Forgejo share a key: a body resent as another of them
+        is the same delivery)."""
         now = self._clock()
         with self._lock:
-            stamp = self._seen.get((provider, digest))
+            stamp = self._seen.get(digest)
             return stamp is not None and now - stamp < self._ttl
 
-    def remember(self, provider: str, digest: str) -> None:
+    def remember(self, digest: str) -> None:
         """Record a delivery that was fully processed."""
         now = self._clock()
         with self._lock:
-            self._seen.pop((provider, digest), None)
-            self._seen[(provider, digest)] = now
+            self._seen.pop(digest, None)
+            self._seen[digest] = now
             while self._seen and (len(self._seen) > self._max_entries
                                   or now - next(iter(self._seen.values())) >= self._ttl):
                 self._seen.popitem(last=False)

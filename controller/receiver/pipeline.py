@@ -133,7 +133,7 @@ class Receiver:
                          authenticated=authenticated)
         digest = hashlib.sha256(delivery.body).hexdigest()
         base["refs"] = [{"ref": change.ref, "commit": change.commit} for change in event.changes]
-        if self.memory.seen(provider.name, digest):
+        if self.memory.seen(digest):
             return Reply(200, {"outcome": "duplicate", **base,
                                "message": "this delivery was already processed; nothing written"},
                          authenticated=authenticated)
@@ -227,5 +227,5 @@ class Receiver:
         # Remembered only when it wrote (or found current) a GitRepo: a delivery that matched nothing
         # must count again once its GitRepo exists, or its redelivery would be dropped as a duplicate.
         if not self.dry_run and (counts["patched"] or counts["current"]):
-            self.memory.remember(provider.name, digest)
+            self.memory.remember(digest)
         return Reply(200, body, authenticated=authenticated)

@@ -13,8 +13,8 @@ from controller.fleet.gitrepos import GitRepo
 from controller.store import StoreUnavailable
 from controller.store.offline import OfflineStore
 from unit.receiver.conftest import MakeReceiver
-from unit.receiver.objects import (C, GOOD_SECRET, body, github_headers, github_push, gitrepo, outcome,
-                                   secret)
+from unit.receiver.objects import (C, GOOD_SECRET, body, github_headers, github_push, gitrepo, hmac_hex,
+                                   outcome, secret)
 
 D = "0123456789abcdef0123456789abcdef01234567"
 
@@ -145,6 +145,22 @@ def test_a_gitrepo_already_at_the_commit_is_current_and_not_written(make_receive
     assert (status, answer["summary"]["current"], answer["summary"]["patched"]) == (200, 1, 0)
     assert answer["gitrepos"][0]["result"] == "current"
     assert store.events == []
+
+
+def test_a_body_resent_as_another_provider_of_the_same_key_is_a_duplicate(
+        make_receiver: MakeReceiver) -> None:
+    """Gogs, Gitea and Forgejo share the key `gogs`: a Gitea push resent with Forgejo's headers is
+    the same delivery, not a second one that could move the status back."""
+    receiver, store = make_receiver([secret(gogs=GOOD_SECRET),
+                                     gitrepo(branch="main", repo="https://git.example.com/org/app")])
+    data = body({"ref": "refs/heads/main", "after": C,
+                 "repository": {"html_url": "https://git.example.com/org/app"}})
+    signature = hmac_hex(GOOD_SECRET, data)
+    first = outcome(receiver, {"X-Gitea-Event": "push", "X-Gitea-Signature": signature}, data)
+    store.patch_status(store.gitrepos()[0], "0" * 40, datetime.datetime.now(datetime.timezone.utc))
+    again = outcome(receiver, {"X-Forgejo-Event": "push", "X-Forgejo-Signature": signature}, data)
+    assert (first[1]["outcome"], again[1]["outcome"]) == ("processed", "duplicate")
+    assert store.gitrepos()[0].webhook_commit == "0" * 40
 
 
 def test_a_redelivery_of_the_same_body_is_a_duplicate_and_writes_nothing(make_receiver: MakeReceiver) -> None:
