@@ -12,6 +12,9 @@ Every request has one deadline for all of that (``--request-timeout``): past it 
 as its length is known, before it is read; malformed framing gets 400; and the bytes held for
 requests, arriving or waiting for a thread, are bounded per worker, beyond which a request gets 503.
 
+Near gunicorn's connection cap (``worker_connections``), each new connection closes the oldest idle
+one, kept alive or still arriving, so that idle connections cannot stop the worker accepting.
+
 Complete requests wait for a thread in a queue rather than being turned away: a burst of pushes is
 served in turn, and only a request finding ``--max-in-flight`` others queued or being served gets
 503 with ``Retry-After``. Probes and metrics (``GET /healthz``, ``/readyz``, ``/metrics``) have
@@ -49,6 +52,8 @@ _LINGER_BYTES = 8 * 1024 * 1024
 _SMALL_REQUEST = 1024 * 1024
 _SMALL_RESERVE = 16 * 1024 * 1024
 _PROBE_THREADS = 2
+_CROWDED = 0.9
+"""Above this share of worker_connections, each new connection closes the oldest idle one."""
 _PROBE_PATHS = frozenset({b"/healthz", b"/readyz", b"/metrics"})
 
 
@@ -177,6 +182,8 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
                     and super()._keepalive_after(conn, keepalive))
 
     def _start_reading(self, conn: TConn) -> None:
+        if not conn.initialized:
+            self._make_room()
         # A kept-alive connection's parser may hold bytes it read ahead: they start this request.
         ahead = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
         handshaking = False
@@ -250,6 +257,25 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
             state.buffer += data
             self.buffered += len(data)
         return True
+
+    def _make_room(self) -> None:
+        """Near the connection cap, a new connection costs the oldest idle one (kept alive, or a
+        request still arriving): a flood of idle connections never stops the worker accepting, so a
+        probe or a push still gets in. gunicorn stops accepting at the cap itself."""
+        while self.nr_conns > self.cfg.worker_connections * _CROWDED:
+            if self.keepalived_conns:
+                idle = self.keepalived_conns.popleft()
+                try:
+                    self.poller.unregister(idle.sock)
+                except (KeyError, ValueError, OSError):
+                    pass
+                self.nr_conns -= 1
+                idle.close()
+            elif self.reading:
+                # The oldest request still arriving (the earliest deadline); complete ones never wait here.
+                self._drop(min(self.reading.values(), key=lambda state: state.deadline))
+            else:
+                return
 
     def _room_for(self, request_size: int, more: int) -> bool:
         """Whether ``more`` bytes of a request that would then hold ``request_size`` fit the budget."""

@@ -95,6 +95,23 @@ def test_eight_stalled_clients_stop_neither_probes_nor_deliveries(start_receiver
             connection.close()
 
 
+def test_a_thousand_idle_connections_do_not_stop_the_worker_accepting(start_receiver: Start) -> None:
+    """gunicorn stops accepting at worker_connections (1000): idle ones must make room for a probe
+    and a push instead of holding the port shut until their deadline."""
+    receiver = start_receiver("--request-timeout", "30")
+    port = _port(receiver.receiver)
+    idle = []
+    try:
+        for _ in range(1000):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=30))
+        assert requests.get(receiver.receiver + "/healthz", timeout=5).status_code == 200
+        body = push_body(commit_for("among-idle"), "https://github.com/binkkatal/sample_app")
+        assert _post(receiver.receiver, body, {"X-GitHub-Event": "zen"}, timeout=5).status_code in (200, 401)
+    finally:
+        for connection in idle:
+            connection.close()
+
+
 def test_stalled_tls_handshakes_stop_neither_probes_nor_reviews(start_admission: Start) -> None:
     admission = start_admission("--threads", "2", "--request-timeout", "3")
     stalled = [_stall(_port(admission.admission), b"", tls=True) for _ in range(8)]
