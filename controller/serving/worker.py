@@ -27,6 +27,7 @@ import selectors
 import signal
 import socket
 import ssl
+import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -121,6 +122,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         self.buffered = 0
         """Bytes held for requests arriving, queued or being served."""
         self.in_flight = 0
+        self.counting = threading.Lock()
         self.probe_pool: futures.ThreadPoolExecutor | None = None
 
     def get_thread_pool(self) -> futures.ThreadPoolExecutor:
@@ -153,16 +155,22 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
             probe = conn.probe
             pool = self.probe_pool if probe and self.probe_pool is not None else self.tpool
             served = pool.submit(self.handle, conn)
-            served.add_done_callback(lambda done: self.method_queue.defer(self._served, conn, done))
+            served.add_done_callback(partial(self._answered, conn))
             return
         self._start_reading(conn)
+
+    def _answered(self, conn: TConn, done: futures.Future[Any]) -> None:
+        """In the thread that answered: the request no longer counts as in flight (at once, or a
+        client that sends its next request on a new connection could find its last one counted)."""
+        if not conn.probe:
+            with self.counting:
+                self.in_flight -= 1
+        self.method_queue.defer(self._served, conn, done)
 
     def _served(self, conn: TConn, done: futures.Future[Any]) -> None:
         """Back on the main loop once a thread answered: release what the request held."""
         self.buffered -= conn.held
         conn.held = 0
-        if not conn.probe:
-            self.in_flight -= 1
         self.finish_request(conn, done)
 
     def murder_pending(self) -> None:
@@ -287,7 +295,11 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
     def _dispatch(self, state: _Reading, end: int) -> None:
         """The request is complete: queue it, already in memory, for a thread (probes for their own)."""
         probe = _is_probe(state.buffer)
-        if not probe and self.in_flight >= self.limits.max_in_flight:
+        with self.counting:
+            busy = not probe and self.in_flight >= self.limits.max_in_flight
+            if not probe and not busy:
+                self.in_flight += 1
+        if busy:
             self._refuse(state, 503, "unavailable", f"{self.in_flight} requests are queued or being served "
                          "(--max-in-flight); retry")
             return
@@ -295,8 +307,6 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         conn = self._forget(state)
         self.buffered += held   # still held, by the parser, until a thread has answered
         conn.held, conn.probe = held, probe
-        if not probe:
-            self.in_flight += 1
         if conn.parser is None:
             conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
             conn.parser.unreader = _BufferedUnreader(conn.sock)

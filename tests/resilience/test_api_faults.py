@@ -97,8 +97,7 @@ def burst_receiver(cluster: Cluster, fault_proxy: FaultProxy,
                        for number in range(GITREPOS))
     started = start_receiver("--store", "kubernetes", "--kubeconfig", str(fault_proxy.kubeconfig),
                              "--namespace", controller_namespace, "--patch-deadline", "1",
-                             "--rate-limit", "100000", "--rate-burst", "100000", "--threads", "18",
-                             "--max-in-flight", "16")
+                             "--rate-limit", "100000", "--rate-burst", "100000", "--threads", "18")
     with StatusWatch(cluster.control_plane, namespace) as watch:
         yield Burst(started, fault_proxy, objects, watch, controller_namespace, namespace)
 
