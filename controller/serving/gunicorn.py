@@ -23,7 +23,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 from controller.logs import fields
-from controller.serving.worker import RequestLimits, worker_class
+from controller.serving.worker import RequestLimits, note_early_stops, worker_class
 from controller.settings import Listen, Settings
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ def gunicorn_options(settings: Settings, listen: Listen, name: str, max_body: in
         "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
         "child_exit": _child_exit,
         "when_ready": _announce(name, settings, tls=ssl_context is not None),
+        "post_fork": note_early_stops,
         "post_worker_init": _start_background,
         "worker_exit": _stop_background,
         # gunicorn ≥ 25.1 opens a control socket in $HOME: two listeners would fight over it, and

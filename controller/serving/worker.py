@@ -43,7 +43,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from controller.serving.errors import render
 from controller.serving.framing import Framing, Scanner
 
-__all__ = ["RequestLimits", "BufferingWorker", "worker_class"]
+__all__ = ["RequestLimits", "BufferingWorker", "note_early_stops", "worker_class"]
 
 _READ_SIZE = 64 * 1024
 _READS_PER_EVENT = 16
@@ -144,9 +144,13 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
 
     def init_signals(self) -> None:
         """As gthread, but Ctrl-C is the arbiter's to handle: it reaches the whole process group, and a
-        worker quitting on it while the arbiter also stops it could hang in the thread pool."""
+        worker quitting on it while the arbiter also stops it could hang in the thread pool. A stop
+        the arbiter asked for while this worker was booting (see :func:`note_early_stops`) is obeyed
+        now: the run loop never starts."""
         super().init_signals()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if _stopped_while_booting:
+            self.alive = False
 
     def enqueue_req(self, conn: TConn) -> None:
         """Every path to a thread (accept, keep-alive, deferral) comes here: read first, then serve."""
@@ -378,6 +382,23 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
             sock.send(data)
         except (ssl.SSLError, OSError):
             pass
+
+
+_STOPS = (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT)
+_stopped_while_booting: list[int] = []
+
+
+def note_early_stops(arbiter: Any, _worker: Any) -> None:
+    """gunicorn's post_fork hook, in the new worker: a stop signal that arrives before the worker has
+    its own handlers would run the arbiter's inherited one, which queues it where nobody looks, and the
+    worker would then serve until the arbiter kills it a graceful timeout later (Ctrl-C during start-up
+    hung for 20 s). Catch such signals, and those queued since the fork, until ``init_signals``."""
+    while not arbiter.SIG_QUEUE.empty():
+        caught = arbiter.SIG_QUEUE.get_nowait()
+        if caught in _STOPS:
+            _stopped_while_booting.append(caught)
+    for stop in _STOPS:
+        signal.signal(stop, lambda number, _frame: _stopped_while_booting.append(number))
 
 
 def _is_probe(request: bytearray) -> bool:

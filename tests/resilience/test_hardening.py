@@ -496,7 +496,11 @@ def test_ctrl_c_stops_serve_all_every_time(dev_certs: Any, tmp_path: Any) -> Non
         try:
             wait_for(lambda: log.read_text().count("Booting worker") == 2, timeout=30, message="both workers")
             os.killpg(process.pid, signal.SIGINT)   # what a terminal sends the whole group on Ctrl-C
-            process.wait(timeout=5)
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"attempt {attempt} still running 5 s after Ctrl-C:\n"
+                                     f"{log.read_text()[-3000:]}") from None
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
