@@ -54,8 +54,10 @@ run: certs
 		--admission-listen $(ADMISSION_LISTEN) --tls-cert $(CERTS)/tls.crt --tls-key $(CERTS)/tls.key \
 		--store $(STORE) $(if $(filter offline,$(STORE)),--gitrepos $(GITREPOS)) --log-format text
 
+# Three processes (most tests wait on servers, not the CPU), each taking whole files: a file's
+# fixtures, and the node tests' single node, stay in one process.
 test: $(VENV)/.installed-test k8s-binaries helm test-deps node-deps tests/interop/node_modules
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/flake8 controller tests hack
