@@ -231,6 +231,9 @@ def test_a_receiver_started_while_the_api_server_is_down_is_unready_until_it_is_
         assert requests.get(url + "/healthz", timeout=5).status_code == 200
         ready = requests.get(url + "/readyz", timeout=5)
         assert ready.status_code == 503 and "not synced" in ready.json()["reason"]
+        # The proxy sees an attempt before the receiver has logged its failure: wait for the line.
+        wait_for(lambda: '"msg": "cache gitrepos: failing"' in started.log(), timeout=30,
+                 message="the receiver to log that the GitRepo cache is failing")
         assert started.log().count('"msg": "cache gitrepos: failing"') == 1
 
         plane.start_apiserver()
