@@ -330,6 +330,20 @@ def _expose(image_paths: Sequence[str]) -> list[str]:
     return arguments
 
 
+def _uncover(image_paths: Sequence[str]) -> list[str]:
+    """An image stand-in's directory under /tmp or /run (a clone in /tmp) would be hidden by the
+    container's own empty /tmp and /run and the volumes mounted there: bind it again, read-only, on top."""
+    arguments: list[str] = []
+    for image_path in image_paths:
+        real = Path(os.path.realpath(image_path))
+        if real.parts[1:2] not in (("tmp",), ("run",)):
+            continue
+        for between in list(reversed(real.parents))[2:]:
+            arguments += ["--perms", "0755", "--dir", str(between)]
+        arguments += ["--ro-bind", str(real), str(real)]
+    return arguments
+
+
 def _mounts(plan: PodPlan, volume_dirs: Mapping[str, Path]) -> list[str]:
     volumes = {volume.name: volume for volume in plan.volumes}
     arguments = []
@@ -383,7 +397,8 @@ def run(plan: PodPlan, sources: PodSources) -> Iterator[Pod]:
         command = [_tool("bwrap"), "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
                    "--unshare-cgroup-try", "--hostname", plan.name, "--as-pid-1", "--die-with-parent",
                    "--new-session", "--json-status-fd", str(status_write), "--block-fd", str(block_read),
-                   *_root_filesystem(plan.image_paths), *_mounts(plan, volume_dirs), "--remount-ro", "/",
+                   *_root_filesystem(plan.image_paths), *_mounts(plan, volume_dirs),
+                   *_uncover(plan.image_paths), "--remount-ro", "/",
                    "--chdir", container.workdir, *_setpriv(container), *container.argv]
         with open(log_path, "wb") as log:
             bwrap = subprocess.Popen(command, env=dict(container.env), stdout=log, stderr=subprocess.STDOUT,
