@@ -55,19 +55,21 @@ def _previous(obj: Mapping[str, Any] | None) -> dict[str, bytes]:
 
 
 def rotation_problems(obj: Mapping[str, Any], old: Mapping[str, Any] | None, keys: list[str],
-                      now: datetime) -> tuple[Problems, list[str], list[str]]:
-    """(problems by key, reason ids, warnings) of the Secret's previous keys and their expiry."""
+                      judged: int, now: datetime) -> tuple[Problems, list[str], list[str]]:
+    """(problems by key, reason ids, warnings) of the Secret's previous keys and their expiry; keys
+    past the first ``judged`` count for the expiry rules but get no problems of their own."""
     problems: Problems = {}
     reasons: list[str] = []
     warnings: list[str] = []
+    held = set(keys)
     previous = [key for key in keys if key.endswith(PREVIOUS_SUFFIX)]
-    for key in previous:
-        if base_key(key) not in keys:
+    for key in (key for key in keys[:judged] if key.endswith(PREVIOUS_SUFFIX)):
+        if base_key(key) not in held:
             reasons.append("previous-without-current")
             problems.setdefault(key, []).append(f'has no "{base_key(key)}" beside it (a rotation keeps the '
                                                 f"new value there and the old one here)")
     for pair in KEY_PAIRS:
-        present = [key + PREVIOUS_SUFFIX for key in pair if key + PREVIOUS_SUFFIX in previous]
+        present = [key + PREVIOUS_SUFFIX for key in pair if key + PREVIOUS_SUFFIX in held]
         for key in present if len(present) != len(pair) else ():
             reasons.append("incomplete-pair")
             missing = [other + PREVIOUS_SUFFIX for other in pair if other + PREVIOUS_SUFFIX not in present]

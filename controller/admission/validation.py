@@ -110,8 +110,8 @@ def _problems(obj: Mapping[str, Any], old: Mapping[str, Any] | None,
         elif (whsec := whsec_problem(key, decoded.values[key])) is not None:
             reasons.append("not-a-standard-webhooks-secret")
             per_key.setdefault(key, []).append(whsec)
-    _check_key_groups(keys, per_key, reasons)
-    rotation, rotation_reasons, warnings = rotation_problems(obj, old, keys, now)
+    _check_key_groups(set(keys), per_key, reasons)
+    rotation, rotation_reasons, warnings = rotation_problems(obj, old, keys, MAX_KEYS_JUDGED, now)
     reasons += rotation_reasons
     for key, problems in rotation.items():
         per_key.setdefault(key, []).extend(problems)
@@ -129,7 +129,7 @@ def _problems(obj: Mapping[str, Any], old: Mapping[str, Any] | None,
     return sentences, list(dict.fromkeys(reasons)), keys, warnings
 
 
-def _check_key_groups(keys: list[str], per_key: dict[str, list[str]], reasons: list[str]) -> None:
+def _check_key_groups(keys: set[str], per_key: dict[str, list[str]], reasons: list[str]) -> None:
     for group in _KEY_GROUPS:
         present = [key for key in group if key in keys]
         if not present or len(present) == len(group):

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from controller.admission.reviews import Decision, parse_review
+from controller.admission.rotation import rotation_problems
 from controller.admission.validation import validate_secret
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
@@ -98,3 +99,12 @@ def test_an_update_that_moves_the_expiry_into_the_past_is_denied() -> None:
     live = _secret({"github": "new", "github.previous": "old"}, _stamp(timedelta(hours=1)))
     ended = _secret({"github": "new", "github.previous": "old"}, _stamp(timedelta(hours=-1)))
     assert not _judge(ended, old=live).allowed
+
+
+def test_thousands_of_previous_keys_get_problems_for_the_judged_ones_only() -> None:
+    # One review naming 20,000 orphaned previous keys once cost seconds of the API server's write path.
+    keys = [f"k{n:05d}.previous" for n in range(20_000)]
+    secret = _secret(dict.fromkeys(keys, "old"), _stamp(timedelta(hours=1)))
+    problems, reasons, _ = rotation_problems(secret, None, keys, 32, NOW)
+    assert sorted(problems) == keys[:32]
+    assert reasons == ["previous-without-current"] * 32
