@@ -6,10 +6,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from controller.providers.base import EventKind, Headers, PushEvent, RefChange, Verification
+from controller.providers.base import EventKind, Headers, PushEvent, RefChange, TooLarge, Verification
 from controller.providers.payloads import (
     MAX_REF_CHANGES,
+    UNTRUSTED_PARSE_BUDGET,
     JsonObject,
+    check_parse_budget,
     decode_body,
     first_header,
     header,
@@ -31,12 +33,18 @@ _SERVER_ONLY_EVENTS = frozenset({"diagnostics:ping"})
 
 
 def _has_cloud_body(body: bytes) -> bool:
-    """Bitbucket Server bodies carry a top-level `eventKey`, Cloud ones never do."""
+    """Bitbucket Server bodies carry a top-level `eventKey`, Cloud ones never do.
+
+    This runs before any signature is checked, so the body is parsed only within the budget of an
+    unauthenticated one; a body too costly to parse is taken for Server's (Cloud always sends
+    `X-Hook-UUID`), whose own parse then refuses it.
+    """
     if b'"eventKey"' not in body:
         return True
     try:
+        check_parse_budget(body, UNTRUSTED_PARSE_BUDGET)
         payload = json.loads(body)
-    except (ValueError, RecursionError):
+    except (TooLarge, ValueError, RecursionError):
         return False
     return isinstance(payload, dict) and "eventKey" not in payload
 

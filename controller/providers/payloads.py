@@ -17,6 +17,8 @@ from controller.providers.base import Headers, MalformedDelivery, TooLarge, Unsu
 __all__ = [
     "MAX_REF_CHANGES",
     "JsonObject",
+    "TRUSTED_PARSE_BUDGET",
+    "UNTRUSTED_PARSE_BUDGET",
     "check_parse_budget",
     "bool_at",
     "decode_body",
@@ -33,6 +35,12 @@ __all__ = [
 
 JsonObject = Mapping[str, object]
 """A decoded JSON object."""
+
+UNTRUSTED_PARSE_BUDGET: Final = 16 * 1024 * 1024
+"""Bytes of objects a body may parse into unless the global Secret verified it: unauthenticated, or
+verified by a GitRepo's own Secret (a real push of 2,048 commits needs about 12 MiB)."""
+TRUSTED_PARSE_BUDGET: Final = 64 * 1024 * 1024
+"""The same for a delivery the global Secret verified (the budgets are estimated before parsing)."""
 
 MAX_REF_CHANGES: Final = 1000
 """Ref changes read from one delivery; a real push moves a handful, a mirror sync perhaps hundreds."""

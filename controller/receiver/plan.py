@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from controller.fleet.gitrepos import GitRepo
 from controller.fleet.secrets import GLOBAL_SECRET
 from controller.providers.base import EventKind, Headers, Provider, PushEvent
-from controller.providers.payloads import check_parse_budget
+from controller.providers.payloads import TRUSTED_PARSE_BUDGET, UNTRUSTED_PARSE_BUDGET, check_parse_budget
 from controller.receiver import matching
 from controller.receiver.authentication import ExpiredKeys, SecretRef, Verdict, Verifier, secret_for
 from controller.serving.errors import NotAuthenticated, ServiceError, Throttled, Unavailable
@@ -23,11 +23,6 @@ from controller.store import Store
 
 REQUIRE_SIGNATURE_PROBLEM = ("no secret is configured for this repository and --require-signature is set: "
                              "create the gitjob-webhook Secret or a GitRepo webhookSecret")
-UNTRUSTED_PARSE_BUDGET = 16 * 1024 * 1024
-"""Bytes of objects a body may parse into unless the global Secret verified it: unauthenticated, or
-verified by a GitRepo's own Secret (a real push of 2,048 commits needs about 12 MiB)."""
-TRUSTED_PARSE_BUDGET = 64 * 1024 * 1024
-"""The same for a delivery the global Secret verified (the budgets are estimated before parsing)."""
 RETRY_AFTER_SECONDS = "30"
 
 

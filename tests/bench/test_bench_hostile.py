@@ -65,6 +65,9 @@ CASES = [
     Case("100k ref changes, wrong hook UUID, Secret exists", True, BITBUCKET,
          lambda: _bitbucket_refs(100_000)),
     Case("100k ref changes, no Secret", False, BITBUCKET, lambda: _bitbucket_refs(100_000)),
+    Case("20 MiB Bitbucket body naming eventKey, no hook UUID, Secret exists", True,
+         {"Content-Type": "application/json", "X-Event-Key": "repo:push"},
+         lambda: b'{"a": [' + b'{"eventKey": 0},' * (20 * MiB // 16) + b'{}]}'),
 ]
 
 
