@@ -13,9 +13,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NoReturn
 
-from flask import Flask
+from flask import Flask, abort
 from gunicorn.http.errors import NoMoreData, ParseException
 
 from controller import metrics
@@ -78,15 +78,17 @@ def create_app(settings: Settings, store: Store) -> Flask:
         return json.dumps(build_response(review, decision, mutating=mutating)).encode()
 
     for path in ROUTES:
-        # Reached only by other methods (the middleware answers POSTs): the router's 405 with Allow.
-        app.add_url_rule(path, endpoint=path, view_func=_never_called, methods=["POST"],
+        # Other methods get the router's 405 with Allow (the middleware answers POSTs).
+        app.add_url_rule(path, endpoint=path, view_func=_not_a_webhook_route, methods=["POST"],
                          provide_automatic_options=False)
     app.wsgi_app = ReviewEndpoints(app.wsgi_app, judge, requests_log)  # type: ignore[method-assign]
     return app
 
 
-def _never_called() -> str:
-    raise AssertionError("admission reviews are answered by ReviewEndpoints")
+def _not_a_webhook_route() -> NoReturn:
+    # Reached by a POST the middleware did not take, whose path the router alone reads as a webhook
+    # route (`//validate/secrets`, its leading slashes merged): not where the API server calls.
+    abort(404)
 
 
 class ReviewEndpoints:

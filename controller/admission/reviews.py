@@ -18,6 +18,8 @@ from typing import Any, Final, cast
 
 from controller.admission.wire import (AdmissionResponse, AdmissionReviewResponse, Operation, PatchOperation,
                                        ResponseStatus)
+from controller.providers.base import TooLarge
+from controller.providers.payloads import check_parse_budget
 from controller.serving.errors import MalformedRequest
 
 __all__ = [
@@ -43,6 +45,10 @@ OPERATIONS: Final = ("CREATE", "UPDATE", "DELETE", "CONNECT")
 
 MAX_REVIEW_BYTES: Final = 3 * 1024 * 1024
 """Largest review body parsed: the API server's own request-body limit is 3 MiB."""
+PARSE_BUDGET: Final = 16 * 1024 * 1024
+"""Bytes of Python objects a review may parse into, estimated before parsing: a real object and its
+old version, even 1.5 MiB each of short strings, stay well inside; eight reviews of tiny JSON values
+in flight at once would otherwise outgrow the pod's memory limit."""
 
 MAX_WARNING_CHARS: Final = 120
 """The admission API asks for warnings of at most 120 characters."""
@@ -286,6 +292,11 @@ def _document(body: bytes, max_bytes: int) -> dict[str, Any]:
     """The body as a JSON object, refused before decoding when it is too large."""
     if len(body) > max_bytes:
         raise BadReview(f"body is {len(body)} bytes; the limit is {max_bytes}")
+    try:
+        check_parse_budget(body, PARSE_BUDGET)
+    except TooLarge:
+        raise BadReview(f"parsing this review would take more than {PARSE_BUDGET // 2**20} MiB; a GitRepo "
+                        "or webhook Secret is never that many JSON values") from None
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

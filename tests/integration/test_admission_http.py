@@ -62,6 +62,12 @@ def test_another_method_is_405_naming_post(admission: service.Service, path: str
     assert answer.json()["error"] == "method-not-allowed"
 
 
+@pytest.mark.parametrize("path", ["//validate/secrets", "//mutate/gitrepos"])
+def test_a_route_with_a_doubled_slash_is_404_not_a_500(admission: service.Service, path: str) -> None:
+    answer = _post(admission, path, json.dumps(REVIEW))
+    assert answer.status_code == 404 and answer.json()["error"] == "not-found"
+
+
 @pytest.mark.parametrize(("data", "reason"), [
     pytest.param(b"{not json", "JSON", id="not JSON"),
     pytest.param(json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}), "request",

@@ -196,6 +196,26 @@ def test_the_default_size_limit_is_three_mebibytes(
         parse_review(at_limit + b" ")
 
 
+@pytest.mark.parametrize(("values", "refused"), [
+    pytest.param(b'"' + b"x" * 1_000_000 + b'",', False, id="one-long-string"),
+    pytest.param(b'["clusters/a/app"],' * 60_000, False, id="60k-short-paths"),
+    pytest.param(b"0," * 1_400_000, True, id="1.4M-numbers"),
+    pytest.param(b"{}," * 1_000_000, True, id="1M-empty-objects"),
+])
+def test_a_review_of_millions_of_tiny_values_is_refused_before_it_is_parsed(
+    make_review: MakeObject, make_gitrepo: MakeObject, to_body: ToBody, values: bytes, refused: bool
+) -> None:
+    # Under the 3 MiB limit, but eight of them parsed at once outgrew the admission pod's memory.
+    review = make_review(obj=make_gitrepo())
+    body = to_body(review).replace(b'"spec": {', b'"spec": {"padding": [' + values + b'0], ', 1)
+    assert body != to_body(review) and len(body) < 3 * 1024 * 1024
+    if refused:
+        with pytest.raises(BadReview, match="more than 16 MiB"):
+            parse_review(body)
+    else:
+        parse_review(body)
+
+
 # --- build_response ------------------------------------------------------------------
 
 
