@@ -18,7 +18,8 @@ one, kept alive or still arriving, so that idle connections cannot stop the work
 Complete requests wait for a thread in a queue rather than being turned away: a burst of pushes is
 served in turn, and only a request finding ``--max-in-flight`` others queued or being served gets
 503 with ``Retry-After``. Probes and metrics (``GET /healthz``, ``/readyz``, ``/metrics``) have
-threads of their own, so a pod under a burst still answers its kubelet and Prometheus.
+threads of their own, so a pod under a burst still answers its kubelet and Prometheus; at most two
+scrapes are rendered at once (a third gets 503), so a flood of scrapes leaves a thread to the probes.
 """
 
 from __future__ import annotations
@@ -52,10 +53,12 @@ _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 8 * 1024 * 1024
 _SMALL_REQUEST = 1024 * 1024
 _SMALL_RESERVE = 16 * 1024 * 1024
-_PROBE_THREADS = 2
+_PROBE_THREADS = 3
+_MAX_SCRAPES = 2
+"""Metrics scrapes answered at once (two Prometheus replicas); _PROBE_THREADS leaves one to probes."""
 _CROWDED = 0.9
 """Above this share of worker_connections, each new connection closes the oldest idle one."""
-_PROBE_PATHS = frozenset({b"/healthz", b"/readyz", b"/metrics"})
+_PROBE_PATHS = {b"/healthz": "probe", b"/readyz": "probe", b"/metrics": "scrape"}
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         self.buffered = 0
         """Bytes held for requests arriving, queued or being served."""
         self.in_flight = 0
+        self.scrapes = 0
         self.counting = threading.Lock()
         self.probe_pool: futures.ThreadPoolExecutor | None = None
 
@@ -166,9 +170,12 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
     def _answered(self, conn: TConn, done: futures.Future[Any]) -> None:
         """In the thread that answered: the request no longer counts as in flight (at once, or a
         client that sends its next request on a new connection could find its last one counted)."""
-        if not conn.probe:
+        if conn.probe != "probe":
             with self.counting:
-                self.in_flight -= 1
+                if conn.probe == "scrape":
+                    self.scrapes -= 1
+                else:
+                    self.in_flight -= 1
         self.method_queue.defer(self._served, conn, done)
 
     def _served(self, conn: TConn, done: futures.Future[Any]) -> None:
@@ -176,6 +183,27 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         self.buffered -= conn.held
         conn.held = 0
         self.finish_request(conn, done)
+
+    def finish_request(self, conn: TConn, done: futures.Future[Any]) -> None:
+        """As gunicorn's, except that a connection closing after its answer lingers on the poller.
+
+        gunicorn lingers in a blocking read of up to 2 s, on the main loop: fifty clients that asked
+        for ``Connection: close`` and then kept their socket open stalled every other connection,
+        probes too, for over a minute.
+        """
+        if done.cancelled() or done.exception() is not None or done.result() is not False:
+            super().finish_request(conn, done)
+            return
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+            conn.sock.setblocking(False)
+        except OSError:
+            self.nr_conns -= 1
+            conn.close()
+            return
+        state = _Reading(conn, time.monotonic() + _LINGER_SECONDS, Scanner(0), False, draining=_LINGER_BYTES)
+        self.reading[conn] = state
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_event, state))
 
     def murder_pending(self) -> None:
         """Also answer requests that missed their deadline (called by the main loop every second)."""
@@ -298,14 +326,21 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
 
     def _dispatch(self, state: _Reading, end: int) -> None:
         """The request is complete: queue it, already in memory, for a thread (probes for their own)."""
-        probe = _is_probe(state.buffer)
+        probe = _probe_kind(state.buffer)
+        busy = ""
         with self.counting:
-            busy = not probe and self.in_flight >= self.limits.max_in_flight
-            if not probe and not busy:
-                self.in_flight += 1
+            if probe == "scrape":
+                if self.scrapes >= _MAX_SCRAPES:
+                    busy = f"{self.scrapes} metrics scrapes are being answered; retry"
+                else:
+                    self.scrapes += 1
+            elif not probe:
+                if self.in_flight >= self.limits.max_in_flight:
+                    busy = f"{self.in_flight} requests are queued or being served (--max-in-flight); retry"
+                else:
+                    self.in_flight += 1
         if busy:
-            self._refuse(state, 503, "unavailable", f"{self.in_flight} requests are queued or being served "
-                         "(--max-in-flight); retry")
+            self._refuse(state, 503, "unavailable", busy)
             return
         held = len(state.buffer)
         conn = self._forget(state)
@@ -401,10 +436,13 @@ def note_early_stops(arbiter: Any, _worker: Any) -> None:
         signal.signal(stop, lambda number, _frame: _stopped_while_booting.append(number))
 
 
-def _is_probe(request: bytearray) -> bool:
-    """``GET /healthz``, ``/readyz`` or ``/metrics`` (any query): what a kubelet or Prometheus asks."""
+def _probe_kind(request: bytearray) -> str:
+    """``probe`` for ``GET /healthz`` or ``/readyz``, ``scrape`` for ``GET /metrics`` (any query), else
+    "": what a kubelet or Prometheus asks, served by the probe threads."""
     line = bytes(request[:256]).split(b"\r\n", 1)[0].split(b" ")
-    return len(line) == 3 and line[0] == b"GET" and line[1].split(b"?", 1)[0] in _PROBE_PATHS
+    if len(line) != 3 or line[0] != b"GET":
+        return ""
+    return _PROBE_PATHS.get(line[1].split(b"?", 1)[0], "")
 
 
 def worker_class(limits: RequestLimits) -> type[BufferingWorker]:

@@ -314,6 +314,48 @@ def test_a_burst_beyond_the_threads_waits_its_turn_while_probes_are_answered(
     assert statuses == [200] * 8
 
 
+def test_clients_that_ask_to_close_but_keep_their_socket_open_stall_nothing(
+        open_receiver: service.Service) -> None:
+    """After its answer a closing connection lingers for the client's FIN; gunicorn did that in a
+    blocking read of 2 s on the main loop, so thirty such clients held every other one for a minute."""
+    port = _port(open_receiver.receiver)
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(30)]
+    try:
+        for client in clients:
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        for _ in range(3):
+            assert requests.get(open_receiver.receiver + "/healthz", timeout=10).status_code == 200
+        body = push_body(commit_for("linger", 1))
+        assert _post(open_receiver.receiver, body, push_headers(body, "linger")).status_code == 200
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_a_flood_of_scrapes_is_partly_refused_and_leaves_the_probes_a_thread(
+        open_receiver: service.Service) -> None:
+    """All sent before any is answered: two are rendered at a time, the others refused at once."""
+    port = _port(open_receiver.receiver)
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(200)]
+    try:
+        for client in clients:
+            client.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert requests.get(open_receiver.receiver + "/healthz", timeout=10).status_code == 200
+        answers = []
+        for client in clients:
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+            answers.append(answer)
+    finally:
+        for client in clients:
+            client.close()
+    statuses = [answer.split(b" ", 2)[1] for answer in answers]
+    assert set(statuses) == {b"200", b"503"}
+    refused = next(answer for answer in answers if answer.split(b" ", 2)[1] == b"503")
+    assert b"metrics scrapes are being answered" in refused and b"Retry-After" in refused
+
+
 def test_overload_of_the_process_is_503_not_429(cluster: Cluster, fault_proxy: FaultProxy,
                                                 run_service: Callable[..., service.Service]) -> None:
     """One delivery in flight at a time, and the API server slow to take its status patch."""
