@@ -99,7 +99,8 @@ def _trigger(trigger: argparse.ArgumentParser) -> None:
     trigger.add_argument("--secret-file", help="file holding the whsec_ secret (else "
                                                "GITJOB_WEBHOOK_TRIGGER_SECRET)")
     trigger.add_argument("--cacert", help="CA certificate file to verify an https URL with")
-    trigger.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (default 15)")
+    trigger.add_argument("--timeout", type=_seconds, default=15.0,
+                         help="seconds the whole exchange may take (default 15)")
     settings.add_options(trigger, ("log_format", "log_level"))
 
 
@@ -114,3 +115,14 @@ def _secret(secret: argparse.ArgumentParser) -> None:
                                             "token)")
     secret.add_argument("--name", help="the Secret's name (default gitjob-webhook)")
     settings.add_options(secret, ("kubeconfig", "namespace", "log_format", "log_level"))
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (argparse type: a bad value is a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r}: between 0 and 3600 seconds")
+    return value

@@ -3,7 +3,8 @@
 Signed the Standard Webhooks way with a fresh id and the current time, so the receiver can refuse a
 replay; the secret (a ``whsec_`` value, the ``generic`` key of a webhook Secret) comes from
 ``--secret-file`` or ``GITJOB_WEBHOOK_TRIGGER_SECRET``, never from the command line, where ``ps``
-would show it. Prints the receiver's answer; exits 0 only for a 2xx.
+would show it. Prints the receiver's answer (its first 64 KiB, control characters escaped); exits 0
+only for a 2xx. ``--timeout`` bounds the whole exchange, not each read.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import signal
 import ssl
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from controller.cli.errors import Failure, UsageError
@@ -23,6 +27,8 @@ from controller.providers.standard_webhooks import decode_key, sign
 from controller.settings import Settings
 
 _COMMIT = re.compile(r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$")
+_MAX_ANSWER = 64 * 1024
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def run(arguments: dict[str, Any], settings: Settings) -> int:
@@ -41,21 +47,57 @@ def run(arguments: dict[str, Any], settings: Settings) -> int:
     })
     opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=_tls(arguments.get("cacert"))),
                                          _NoRedirects())
+    timeout = arguments["timeout"]
     try:
-        with opener.open(request, timeout=arguments["timeout"]) as answer:
-            status, text = answer.status, answer.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as error:
-        status, text = error.code, error.read().decode("utf-8", "replace")
+        with _deadline(timeout):
+            try:
+                with opener.open(request, timeout=timeout) as answer:
+                    status, text = answer.status, _text(answer.read(_MAX_ANSWER + 1))
+            except urllib.error.HTTPError as error:
+                status, text = error.code, _text(error.read(_MAX_ANSWER + 1))
+    except _Expired:
+        raise Failure(f"{arguments['url']}: no whole answer within {timeout:g} s (--timeout)") from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise Failure(f"{arguments['url']}: cannot deliver: {reason}") from None
-    print(f"{status} {text.strip()}")
+    except ValueError as error:   # http.client.InvalidURL, raised only once the request is made
+        raise UsageError(f"--url {arguments['url']!r}: {error}") from None
+    print(f"{status} {text}")
     return 0 if 200 <= status < 300 else 1
 
 
+class _Expired(Exception):
+    """The whole exchange outlived --timeout."""
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise `_Expired` in the block after ``seconds`` in all: a receiver answering a byte at a time
+    resets each read's timeout, never this one."""
+    def expire(_number: int, _frame: object) -> None:
+        raise _Expired()
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _text(answer: bytes) -> str:
+    """The answer for a terminal: at most 64 KiB, control characters (escape sequences) shown escaped."""
+    text = answer[:_MAX_ANSWER].decode("utf-8", "replace").strip()
+    text = _CONTROL.sub(lambda match: f"\\x{ord(match[0]):02x}", text)
+    return text + (" … (answer cut at 64 KiB)" if len(answer) > _MAX_ANSWER else "")
+
+
 def _url(text: str) -> str:
+    if _CONTROL.search(text) or any(character.isspace() for character in text):
+        raise UsageError(f"--url {text!r}: spaces and control characters must be percent-encoded")
     try:
         parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 (raises for a port that is not a number)
     except ValueError as error:
         raise UsageError(f"--url {text!r}: {error}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import pathlib
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -123,6 +124,10 @@ def test_a_redirect_is_not_followed(capture: Capture) -> None:
 @pytest.mark.parametrize(("arguments", "expected"), [
     pytest.param(("--url", "http://[::1"), "--url 'http://[::1'", id="bad-host"),
     pytest.param(("--url", "nourl"), "--url 'nourl'", id="no-scheme"),
+    pytest.param(("--url", "http://h:abc/"), "--url 'http://h:abc/'", id="port-not-a-number"),
+    pytest.param(("--url", "http://h/a b"), "must be percent-encoded", id="space-in-path"),
+    pytest.param(("--url", "http://h/", "--timeout", "-3"), "--timeout: '-3'", id="negative-timeout"),
+    pytest.param(("--url", "http://h/", "--timeout", "nan"), "--timeout: 'nan'", id="nan-timeout"),
     pytest.param(("--url", "https://127.0.0.1:9/", "--cacert", "/nonexistent/ca.crt"),
                  "--cacert /nonexistent/ca.crt: cannot read", id="missing-cacert"),
 ])
@@ -136,3 +141,33 @@ def test_an_unreachable_receiver_is_one_line(capture: Capture) -> None:
     result = _trigger("--url", "http://127.0.0.1:9/", *PUSH)
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert "http://127.0.0.1:9/: cannot deliver" in result.stderr
+
+
+def test_an_answer_is_cut_at_64_kib_and_its_escape_sequences_shown_escaped(capture: Capture) -> None:
+    capture.answer = b"\x1b]0;owned\x07" + b"x" * 1_000_000
+    result = _trigger("--url", capture.url, *PUSH)
+    assert result.returncode == 0 and "\x1b" not in result.stdout and "\\x1b]0;owned\\x07" in result.stdout
+    assert len(result.stdout) < 70_000 and result.stdout.endswith("(answer cut at 64 KiB)\n")
+
+
+def test_a_receiver_answering_a_byte_at_a_time_is_given_up_at_the_timeout() -> None:
+    """Each byte within the per-read timeout, the whole never: --timeout bounds the exchange."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        client, _ = listener.accept()
+        with client:
+            for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"s" * 10_000:
+                if stop.wait(0.2):
+                    return
+                client.sendall(bytes([byte]))
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        result = _trigger("--url", f"http://127.0.0.1:{listener.getsockname()[1]}/", "--timeout", "1", *PUSH)
+    finally:
+        stop.set()
+        listener.close()
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "no whole answer within 1 s (--timeout)" in result.stderr
