@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import yaml
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
@@ -23,6 +26,17 @@ def api_client(source: str | None) -> client.ApiClient:
             config_file=source)
         return loaded
     except ConfigException as error:
-        raise KubeConfigError(f"{source or 'kubeconfig'}: {error}") from None
+        raise KubeConfigError(f"{_name(source)}: {error}") from None
     except OSError as error:
-        raise KubeConfigError(f"{source or 'kubeconfig'}: {error.strerror or error}") from None
+        raise KubeConfigError(f"{_name(source)}: {error.strerror or error}") from None
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, KeyError) as error:
+        # The kubernetes client reads any YAML it is given and fails inside on what is not a kubeconfig.
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise KubeConfigError(f"{_name(source)}: not a kubeconfig ({first_line})") from None
+
+
+def _name(source: str | None) -> str:
+    """Where the configuration came from, as the user would look for it."""
+    if source:
+        return source
+    return f"$KUBECONFIG ({os.environ['KUBECONFIG']})" if os.environ.get("KUBECONFIG") else "~/.kube/config"

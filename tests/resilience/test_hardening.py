@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -499,6 +500,19 @@ def test_a_kubeconfig_named_but_missing_is_an_error_not_a_fallback() -> None:
                              env={"KUBECONFIG": "/nonexistent"})
     assert result.returncode == 2
     assert "$KUBECONFIG names /nonexistent, which does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("text", ["# Title\n\nkey: value: more\n", "- a\n- b\n", "just words\n"])
+@pytest.mark.parametrize("command", [("status",), ("certs", "inject", "--ca", "{ca}"), ("secret", "status")])
+def test_a_file_that_is_not_a_kubeconfig_is_one_line(tmp_path: pathlib.Path, text: str,
+                                                     command: tuple[str, ...]) -> None:
+    assert _gitjob_webhook("certs", "--out", str(tmp_path / "certs")).returncode == 0
+    not_a_kubeconfig = tmp_path / "README.md"
+    not_a_kubeconfig.write_text(text)
+    arguments = [argument.format(ca=tmp_path / "certs" / "ca.crt") for argument in command]
+    result = _gitjob_webhook(*arguments, env={"KUBECONFIG": str(not_a_kubeconfig)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and str(not_a_kubeconfig) in result.stderr, result.stderr
 
 
 def test_the_offline_file_cannot_go_with_the_kubernetes_store() -> None:
