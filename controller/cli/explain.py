@@ -12,6 +12,8 @@ from controller.store import StoreError
 from controller.store.select import StoreNotReady, open_store, wait_until_ready
 
 SYNC_SECONDS = 30.0
+FAILING_SECONDS = 5.0
+"""Give up once reading the cluster has failed for this long: a wrong token will not heal."""
 
 
 def run(arguments: dict[str, Any], settings: Settings) -> int:
@@ -32,7 +34,7 @@ def run(arguments: dict[str, Any], settings: Settings) -> int:
         store = open_store(settings)
         store.start()
         try:
-            wait_until_ready(store, SYNC_SECONDS)
+            wait_until_ready(store, SYNC_SECONDS, patience=FAILING_SECONDS)
             report = explain(arguments["provider"], headers, body, store, settings)
         finally:
             store.stop()

@@ -33,6 +33,8 @@ from controller.store import SecretUnknown, Store, StoreError, timestamp
 from controller.store.select import StoreNotReady, open_store, wait_until_ready
 
 SYNC_SECONDS = 30.0
+FAILING_SECONDS = 5.0
+"""Give up once reading the cluster has failed for this long: a wrong token will not heal."""
 NONE: Final = "<none>"  # kubectl's word for an empty cell
 
 COLUMNS: Final = ("NAMESPACE", "NAME", "REPO", "TRACKS", "MODE", "POLLING", "SECRET", "LAST DELIVERY",
@@ -198,7 +200,7 @@ def run(arguments: dict[str, Any], settings: Settings) -> int:
         store = open_store(settings)
         store.start()
         try:
-            wait_until_ready(store, SYNC_SECONDS)
+            wait_until_ready(store, SYNC_SECONDS, patience=FAILING_SECONDS)
             view = _view(store, settings, namespace, requirements, now)
         finally:
             store.stop()

@@ -60,6 +60,10 @@ class Store(Protocol):
     def readiness(self) -> tuple[bool, str]:
         """Whether reads are complete (caches synced), and a short reason when not."""
 
+    def problem(self) -> str:
+        """Why reading the cluster last failed, in full ("" when it did not): for the operator's
+        command line, never for ``/readyz``, which the internet may reach."""
+
     def gitrepos(self) -> Sequence[GitRepo]:
         """Every GitRepo, across namespaces."""
 

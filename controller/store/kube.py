@@ -107,6 +107,10 @@ class KubeStore:
             if unreadable else ""
         return True, f"caches synced ({len(self.index)} GitRepos){detail}"
 
+    def problem(self) -> str:
+        """The GitRepo cache's last failure, while it has not synced."""
+        return "" if self._gitrepo_reflector.synced.is_set() else self._gitrepo_reflector.problem
+
     def gitrepos(self) -> Sequence[GitRepo]:
         """Every cached GitRepo."""
         return self.index.all()

@@ -97,6 +97,10 @@ class OfflineStore:
         """Always ready."""
         return True, "offline store loaded"
 
+    def problem(self) -> str:
+        """Nothing to fail."""
+        return ""
+
     def gitrepos(self) -> Sequence[GitRepo]:
         """Every GitRepo."""
         return self._index.all()

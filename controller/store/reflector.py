@@ -96,6 +96,8 @@ class Reflector(Generic[T]):
         self.attempted = threading.Event()
         self._stop = threading.Event()
         self._state = ""
+        self.problem = ""
+        """Why the last list or watch failed, until one succeeds again (for readiness reasons)."""
         self._thread = threading.Thread(target=self._run, name=f"reflector-{name}", daemon=True)
         self._response: Any = None
 
@@ -194,6 +196,7 @@ class Reflector(Generic[T]):
         return version
 
     def _set_state(self, state: str, detail: str) -> None:
+        self.problem = detail if state == "failing" else ""
         if state != self._state:
             level = logging.WARNING if state == "failing" else logging.INFO
             log.log(level, f"cache {self.name}: {state}", extra=fields(cache=self.name, detail=detail))

@@ -74,13 +74,19 @@ class StoreNotReady(Exception):
     """The cluster's caches did not sync in time."""
 
 
-def wait_until_ready(store: Store, seconds: float) -> None:
-    """Block until the store's caches have synced; StoreNotReady after ``seconds``."""
-    deadline = time.monotonic() + seconds
+def wait_until_ready(store: Store, seconds: float, patience: float | None = None) -> None:
+    """Block until the store's caches have synced; StoreNotReady after ``seconds``, or once reading
+    the cluster has kept failing for ``patience`` seconds (a command line, not a server, gives up)."""
+    started = time.monotonic()
+    failing_since: float | None = None
     while True:
         ready, reason = store.readiness()
         if ready:
             return
-        if time.monotonic() > deadline:
-            raise StoreNotReady(f"{store.description}: not ready after {seconds:g}s: {reason}")
+        now, problem = time.monotonic(), store.problem()
+        failing_since = (failing_since or now) if problem else None
+        gave_up = patience is not None and failing_since is not None and now - failing_since >= patience
+        if gave_up or now - started > seconds:
+            raise StoreNotReady(f"{store.description}: not ready after {now - started:.0f}s: {reason}"
+                                + (f" (last failure: {problem})" if problem else ""))
         time.sleep(0.05)

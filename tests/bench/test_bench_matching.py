@@ -170,6 +170,9 @@ class NoWriteStore:
     def readiness(self) -> tuple[bool, str]:
         return True, "bench"
 
+    def problem(self) -> str:
+        return ""
+
     def gitrepos(self) -> Sequence[GitRepo]:
         return self.index.all()
 

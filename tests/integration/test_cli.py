@@ -156,6 +156,27 @@ def test_certs_inject_against_an_unreachable_api_server_is_a_runtime_failure(
     _assert_one_line_error(result, 1, "MutatingWebhookConfiguration gitjob-webhook-admission")
 
 
+@pytest.mark.parametrize("command", [("status",), ("explain", "--provider", "github", "--payload", "{ref}")])
+def test_a_command_reading_an_unreachable_cluster_gives_up_soon_and_says_why(
+        tmp_path: pathlib.Path, command: tuple[str, ...]) -> None:
+    """Not after 30 s with "cache not synced" only: once reading has failed for 5 s, with the cause."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}', "
+        "insecure-skip-tls-verify: true}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n")
+    (tmp_path / "push.json").write_text('{"ref": "refs/heads/main"}')
+    arguments = [argument.format(ref=tmp_path / "push.json") for argument in command]
+    result = _run(*arguments, "--kubeconfig", str(kubeconfig), "--log-level", "error")
+    _assert_one_line_error(result, 1, "GitRepo cache not synced yet",
+                           "last failure: the API server cannot be reached")
+
+
 def test_a_polling_interval_longer_than_go_allows_is_refused_at_start() -> None:
     """settings and the admission path share one duration parser: what starts can be served."""
     result = _run("serve", "receiver", "--webhook-polling-interval", "99999999999h")
