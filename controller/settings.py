@@ -208,7 +208,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 _HELP: dict[str, str] = {
     "kubeconfig": "kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)",
     "namespace": "controller namespace holding the gitjob-webhook Secret (default cattle-fleet-system)",
-    "gitrepos": "offline store: a YAML file of GitRepos and Secrets, used when no cluster is configured",
+    "gitrepos": "offline store: a YAML file of GitRepos and Secrets (with --store auto it wins over a "
+                "configured cluster, with a warning)",
     "store": "auto (a cluster when one is configured, else offline), kubernetes or offline",
     "webhook_mode": "auto (on while the global Secret exists), on or off",
     "webhook_polling_interval": "polling interval given to GitRepos in webhook mode (default 1h)",

@@ -58,9 +58,14 @@ def open_store(settings: Settings, role: str = "receiver", environ: Mapping[str,
         raise StoreError("--store kubernetes: no cluster configured (no --kubeconfig, no in-cluster "
                          "service account, no $KUBECONFIG or ~/.kube/config)")
     if source is None:
-        if explicit_file and settings.kubeconfig:
-            log.warning("--gitrepos given: serving the offline store, not the cluster of --kubeconfig",
-                        extra=fields(gitrepos=settings.gitrepos, kubeconfig=settings.kubeconfig))
+        try:
+            configured = cluster_config_source(settings.kubeconfig, environ, os.path.expanduser("~")) \
+                if explicit_file else None
+        except StoreError:
+            configured = None   # a kubeconfig named but missing: not used anyway
+        if configured is not None:
+            log.warning("--gitrepos given: serving the offline store, not the configured cluster",
+                        extra=fields(gitrepos=settings.gitrepos, kubeconfig=configured))
         store = OfflineStore.from_file(settings.gitrepos, settings.namespace)
         if settings.gitrepos is None:
             log.warning("the offline store is empty: every delivery matches nothing "

@@ -521,15 +521,18 @@ def test_the_offline_file_cannot_go_with_the_kubernetes_store() -> None:
     assert result.returncode == 2 and "--gitrepos" in result.stderr
 
 
+@pytest.mark.parametrize("named_by", ["--kubeconfig", "$KUBECONFIG"])
 def test_an_explicit_offline_file_wins_over_a_kubeconfig_and_says_so(start_receiver: Start,
-                                                                     tmp_path: Any) -> None:
+                                                                     tmp_path: Any, named_by: str) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [],
                                           "contexts": []}))
-    receiver = start_receiver("--store", "auto", "--gitrepos", str(EXAMPLE_GITREPOS), "--kubeconfig",
-                              str(kubeconfig))
+    flags = ("--kubeconfig", str(kubeconfig)) if named_by == "--kubeconfig" else ()
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)} if named_by == "$KUBECONFIG" else None
+    receiver = start_receiver("--store", "auto", "--gitrepos", str(EXAMPLE_GITREPOS), *flags, env=env)
     assert "store: offline" in receiver.log()
-    assert "not the cluster of --kubeconfig" in receiver.log()
+    assert "serving the offline store, not the configured cluster" in receiver.log()
+    assert str(kubeconfig) in receiver.log()
 
 
 def test_an_empty_offline_store_says_so(start_receiver: Start) -> None:
