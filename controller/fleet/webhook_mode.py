@@ -34,8 +34,9 @@ def resolve_webhook_mode(webhook_secret: str, *, webhook_mode: str,
         return WebhookMode(False, "off/flag")
     if webhook_mode != "auto":
         raise ValueError(f"webhook mode must be one of {', '.join(WEBHOOK_MODES)}, not {webhook_mode!r}")
-    if global_secret_exists:
-        return WebhookMode(True, "auto/global-secret")
+    # A GitRepo's own Secret is the one its deliveries are verified with, global Secret or not.
     if webhook_secret:
         return WebhookMode(True, "auto/gitrepo-secret")
+    if global_secret_exists:
+        return WebhookMode(True, "auto/global-secret")
     return WebhookMode(False, "auto/no-secret")
