@@ -116,6 +116,13 @@ def _go_duration(text: str) -> str:
     return text
 
 
+def _polling_interval(text: str) -> str:
+    _go_duration(text)
+    if parse_go_duration_ns(text) == 0:
+        raise ValueError("a Go duration above zero, such as 1h (Fleet reads 0 as its 15 s default)")
+    return text
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise ValueError("a whole number of at least 1")
@@ -178,7 +185,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "gitrepos": _path,
     "store": _choice("auto", "kubernetes", "offline"),
     "webhook_mode": _choice("auto", "on", "off"),
-    "webhook_polling_interval": _go_duration,
+    "webhook_polling_interval": _polling_interval,
     "missed_push_grace": _go_duration,
     "log_format": _choice("json", "text"),
     "log_level": _choice("debug", "info", "warning", "error"),

@@ -109,8 +109,8 @@ def mutate_gitrepo(
 ) -> Decision:
     """Default ``spec.pollingInterval`` of a GitRepo in webhook mode; never deny.
 
-    This webhook runs with ``failurePolicy: Ignore`` and only ever allows: the CRD, not
-    us, validates the interval. ``dryRun`` needs no special case, as nothing here has a
+    This webhook runs with ``failurePolicy: Ignore`` and only ever allows: an interval Fleet
+    cannot read gets a warning, not a denial. ``dryRun`` needs no special case, as nothing here has a
     side effect. Raises `ValueError` only for a bad ``webhook_mode`` or ``polling_interval``
     (configuration, which `Settings` checks at start-up).
     """
@@ -168,9 +168,11 @@ def _judge_explicit_interval(obj: Mapping[str, Any], interval: object, polling_d
         seconds = parse_go_duration(interval) if isinstance(interval, str) else None
     except ValueError:
         seconds = None
-    if seconds is None or seconds < 0:  # Go accepts a sign; the CRD's pattern does not
-        # The CRD's own validation rejects it with a better message than ours could be.
-        return notes.decision("invalid-polling-interval")
+    if seconds is None or seconds < 0:  # Go accepts a sign; Fleet's reconciler does not
+        # Allowed (this webhook never denies), but the stored GitRepo would not poll as meant.
+        shown = repr(interval)[:24] + ("…" if len(repr(interval)) > 24 else "")
+        return notes.decision("invalid-polling-interval", f"spec.pollingInterval {shown} is not a Go "
+                                                          "duration Fleet can use, such as 1h or 30m")
     effective = FLEET_DEFAULT_POLLING_SECONDS if seconds == 0 else seconds
     # Our own default never counts as short, or reinvocation would warn about it.
     if not polling_disabled and effective < min(REDUNDANT_POLLING_SECONDS, default_seconds):

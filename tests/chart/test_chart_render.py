@@ -174,6 +174,12 @@ def test_a_release_namespace_other_than_the_controller_namespace_is_refused(sess
     pytest.param({"config": {"webhookPollingInterval": "an hour"}},
                  "at '/config/webhookPollingInterval': 'an hour' does not match pattern",
                  id="a-polling-interval-that-is-no-go-duration"),
+    # The binary refuses these at start: the pods would crash-loop where helm can refuse at once.
+    pytest.param({"config": {"webhookPollingInterval": "99999999999h"}},
+                 "at '/config/webhookPollingInterval': '99999999999h' does not match pattern",
+                 id="a-polling-interval-beyond-what-go-holds"),
+    pytest.param({"config": {"webhookPollingInterval": "0s"}},
+                 "at '/config/webhookPollingInterval': 'not' failed", id="a-zero-polling-interval"),
     pytest.param({"networkPolicy": {"apiServer": [{"ipblock": {"cidr": "10.0.0.0/8"}}]}},
                  "at '/networkPolicy/apiServer/0': additional properties 'ipblock' not allowed",
                  id="a-misspelt-network-policy-peer"),

@@ -45,6 +45,7 @@ def test_an_option_is_read_from_flag_environment_or_default(
     pytest.param({"workers": "0"}, {}, "--workers: '0' is not valid; expected a whole number of at least 1",
                  id="no workers"),
     pytest.param({"webhook_polling_interval": "1d"}, {}, "a Go duration", id="days are not a Go duration"),
+    pytest.param({"webhook_polling_interval": "0s"}, {}, "above zero", id="a zero interval is Fleet's 15 s"),
     pytest.param({"log_format": "xml"}, {}, "one of json, text", id="unknown log format"),
     pytest.param({"max_body_size": "big"}, {}, "--max-body-size", id="size without number"),
     pytest.param({"patch_deadline": "-1"}, {}, "greater than 0", id="negative deadline"),

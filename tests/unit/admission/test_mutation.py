@@ -282,16 +282,18 @@ def test_a_short_interval_is_not_warned_about_outside_webhook_mode(review_of: Re
         pytest.param(30, id="number"),
         pytest.param({"h": 1}, id="object"),
         pytest.param("x" * 5000, id="huge"),
+        pytest.param("99999999999h", id="beyond-go"),
     ],
 )
-def test_an_invalid_interval_is_allowed_untouched_for_the_crd_to_reject(
-    review_of: ReviewOf, interval: object
-) -> None:
+def test_an_invalid_interval_is_allowed_untouched_with_a_warning(review_of: ReviewOf,
+                                                                 interval: object) -> None:
     decision = mutate_gitrepo(review_of(spec={"repo": REPO, "pollingInterval": interval}), **ON)
 
     assert decision.allowed and not decision.patch
     assert decision.reasons == ("invalid-polling-interval",)
     assert len(decision.audit["pollingInterval"]) <= 64
+    (warning,) = decision.warnings
+    assert "is not a Go duration Fleet can use" in warning and len(warning) <= 120
 
 
 def test_a_changed_interval_keeps_the_old_annotation_and_is_not_touched(review_of: ReviewOf) -> None:
