@@ -28,7 +28,10 @@ help:
 	@echo "make manifests  the kustomize output, what make deploy applies"
 	@echo "make deploy     into the cluster of your current kubeconfig context (README: Deploy)"
 	@echo "make chart      helm lint --strict and helm package of charts/gitjob-webhook into dist/"
-	@echo "make clean      the virtualenv and caches (certs/ is kept); make distclean: certs/ too"
+	@echo "make helm       build helm once into ~/.cache/gitjob-webhook/helm/ (make helm prints where)"
+	@echo "make test-node  the node tests alone (a single-node cluster from parts; root)"
+	@echo "make k8s-binaries  build kube-apiserver, etcd and kubectl once into ~/.cache/gitjob-webhook/k8s/"
+	@echo "make clean      the virtualenv, caches and node_modules (certs/ is kept); make distclean: certs/ too"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +85,10 @@ manifests: $(VENV)/.installed-test
 # Service gitjob instead of merging into it; the webhook configurations come last (kustomize order)
 # and `certs inject` then gives them the CA.
 deploy: certs $(VENV)/.installed-test
+	@context=$$($(KUBECTL) config current-context 2>/dev/null) || { echo "deploy: kubectl has no current \
+	context (set KUBECONFIG, or kubectl config use-context NAME)" >&2; exit 2; }; \
+	echo "deploy: into kubectl context $$context ($$($(KUBECTL) version --client -o json 2>/dev/null \
+	| sed -n 's/.*"gitVersion": *"\([^"]*\)".*/kubectl \1/p' | head -1))"
 	$(KUBECTL) create secret tls gitjob-webhook-admission-tls --namespace cattle-fleet-system \
 		--cert $(CERTS)/tls.crt --key $(CERTS)/tls.key --dry-run=client -o yaml \
 		| $(KUBECTL) apply --server-side --field-manager=gitjob-webhook -f -
@@ -90,7 +97,7 @@ deploy: certs $(VENV)/.installed-test
 
 # certs/ stays: its CA is in the clusters you deployed to (README: Rotating certificates).
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .hypothesis tests/interop/node_modules
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

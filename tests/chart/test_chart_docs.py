@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from types import ModuleType
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from chart.helm import CHART, ROOT
+from controller.providers import SECRET_KEYS
 
 BEGIN, END = "<!-- values-table:begin -->", "<!-- values-table:end -->"
 QUESTION_TYPES = {"string": str, "boolean": bool, "int": int, "enum": str}
@@ -94,3 +96,19 @@ def test_each_rancher_question_is_a_value_with_its_default(question: dict[str, A
     if "show_if" in question:
         variable, expected = question["show_if"].split("=")
         assert expected in _schema(variable)["enum"]
+
+
+def _service_patch(text: str) -> Any:
+    """The JSON of the `kubectl patch service gitjob` command in ``text``."""
+    (patch,) = re.findall(r"patch service gitjob --type merge -p \\?\s*'(\{.*\})'", text)
+    return json.loads(patch.replace("{{ $namespace }}", "cattle-fleet-system"))
+
+
+def test_the_notes_give_the_service_back_as_the_readme_does() -> None:
+    notes = (CHART / "templates" / "NOTES.txt").read_text()
+    assert _service_patch(notes) == _service_patch((ROOT / "README.md").read_text())
+
+
+def test_the_notes_name_every_secret_key() -> None:
+    notes = (CHART / "templates" / "NOTES.txt").read_text()
+    assert not [key for key in SECRET_KEYS if not re.search(rf"\b{re.escape(key)}\b", notes)]
