@@ -274,8 +274,10 @@ def add_options(parser: argparse.ArgumentParser, options: tuple[str, ...],
             parser.add_argument(flag, dest=option, default=None, action="store_const", const="true",
                                 help=_HELP[option])
         else:
+            # A renamed flag's variable keeps the option's name: say so where the two differ.
+            help_text = _HELP[option] + (f" (environment: {env_name(option)})" if option in renamed else "")
             parser.add_argument(flag, dest=option, default=None, metavar=option.split("_")[-1].upper(),
-                                help=_HELP[option], type=_checked(option) if option in renamed else str)
+                                help=help_text, type=_checked(option) if option in renamed else str)
 
 
 def _checked(option: str) -> Callable[[str], str]:

@@ -22,7 +22,7 @@ from controller.cli.errors import Failure, UsageError
 from controller.fleet.durations import parse_go_duration
 from controller.fleet.secrets import (GLOBAL_SECRET, MAX_OVERLAP, PREVIOUS_EXPIRY_ANNOTATION, PREVIOUS_SUFFIX,
                                       decode_data, parse_expiry, utc_now)
-from controller.providers import by_name
+from controller.providers import NAMES, by_name
 from controller.providers.base import Provider
 from controller.settings import Settings
 from controller.store import StoreError
@@ -33,6 +33,8 @@ _NEW_BYTES = 32
 
 def run(arguments: dict[str, Any], settings: Settings) -> int:
     """``secret rotate`` or ``secret status``."""
+    # The arguments first: a mistake is reported without reaching for the cluster.
+    rotation = _rotation(arguments) if arguments["action"] == "rotate" else None
     api = _api(settings)
     namespace = settings.namespace
     name = arguments.get("name") or GLOBAL_SECRET
@@ -41,13 +43,10 @@ def run(arguments: dict[str, Any], settings: Settings) -> int:
         secret = api.request("GET", path, timeout=10)
     except ApiError as error:
         raise Failure(f"Secret {namespace}/{name}: {error}") from None
-    if arguments["action"] == "status":
+    if rotation is None:
         print(_status(secret))
         return 0
-    provider = by_name(arguments["provider"] or "")
-    if provider is None:
-        raise UsageError(f"--provider {arguments['provider']!r} is not a provider")
-    overlap = _overlap(arguments["overlap"])
+    provider, overlap = rotation
     rotated, new_values = _rotated(secret, provider, overlap, arguments.get("from_file"),
                                    arguments.get("key"))
     try:
@@ -63,6 +62,16 @@ def run(arguments: dict[str, Any], settings: Settings) -> int:
     print(f"Next: set the new value in {provider.where_to_set}, then send a test delivery; "
           f"`gitjob-webhook secret status` shows the rotation. The old value stops working at {expiry}.")
     return 0
+
+
+def _rotation(arguments: dict[str, Any]) -> tuple[Provider, timedelta]:
+    """The provider and overlap ``secret rotate`` was given; UsageError when either is wrong."""
+    if not arguments["provider"]:
+        raise UsageError(f"secret rotate needs --provider ({', '.join(NAMES)})")
+    provider = by_name(arguments["provider"])
+    if provider is None:
+        raise UsageError(f"--provider {arguments['provider']!r} is not a provider ({', '.join(NAMES)})")
+    return provider, _overlap(arguments["overlap"])
 
 
 def _api(settings: Settings) -> KubeApi:

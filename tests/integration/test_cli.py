@@ -177,6 +177,18 @@ def test_a_command_reading_an_unreachable_cluster_gives_up_soon_and_says_why(
                            "last failure: the API server cannot be reached")
 
 
+@pytest.mark.parametrize(("arguments", "expected"), [
+    pytest.param((), "secret rotate needs --provider (azure-devops, bitbucket,", id="no-provider"),
+    pytest.param(("--provider", "gerrit"), "--provider 'gerrit' is not a provider (azure-devops,",
+                 id="unknown-provider"),
+    pytest.param(("--provider", "github", "--overlap", "2d"), "--overlap", id="overlap-in-days"),
+])
+def test_secret_rotate_reports_its_own_mistakes_before_looking_for_a_cluster(
+        arguments: tuple[str, ...], expected: str) -> None:
+    # No kubeconfig at all here: the mistake in the arguments is the one to hear about.
+    _assert_one_line_error(_run("secret", "rotate", *arguments), 2, expected)
+
+
 def test_a_polling_interval_longer_than_go_allows_is_refused_at_start() -> None:
     """settings and the admission path share one duration parser: what starts can be served."""
     result = _run("serve", "receiver", "--webhook-polling-interval", "99999999999h")
