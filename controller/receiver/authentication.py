@@ -74,7 +74,7 @@ class Verdict:
 
     def problem(self, provider: Provider) -> str:
         """Why it did not verify, in words safe to send back (no values, no per-GitRepo names)."""
-        keys = " and ".join(f"'{key}'" for key in provider.secret_keys)
+        keys = " or ".join(f"'{key}'" for key in provider.secret_keys)
         whose = "the GitRepo's webhookSecret" if self.secret.per_gitrepo else "the gitjob-webhook Secret"
         if self.unknown:
             return f"{whose} has not been read yet"
