@@ -99,8 +99,9 @@ class RequestLog:
         self._timers: dict[str, Any] = {}
 
     def record(self, route: str, method: str, path: str, status: int, duration: float,
-               remote: str | None, delivery: str | None = None) -> None:
-        """Count the request and, unless it is a successful health probe, log it.
+               remote: str | None, delivery: str | None = None, problem: str | None = None) -> None:
+        """Count the request and, unless it is a successful health probe, log it (with the problem
+        the answer named, for a refusal).
 
         Labels come from closed sets (the route rule, known methods, the status) so that no client can
         grow the metrics; what the client chose (path, delivery id) is logged cut short.
@@ -118,7 +119,8 @@ class RequestLog:
         if path not in HEALTH_ROUTES or status >= 400:
             log.info("request", extra=fields(
                 listener=self.listener, method=method, path=safe(path, 128), status=status,
-                duration_ms=round(duration * 1000, 2), delivery=delivery, remote=remote))
+                duration_ms=round(duration * 1000, 2), delivery=delivery, remote=remote,
+                problem=safe(problem, 256)))
 
 
 def install(app: Flask, listener: str, readiness: Readiness) -> RequestLog:
@@ -135,11 +137,12 @@ def install(app: Flask, listener: str, readiness: Readiness) -> RequestLog:
         duration = time.perf_counter() - g.get("started", time.perf_counter())
         route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
         requests_log.record(route, request.method, request.path, response.status_code, duration,
-                            request.remote_addr, g.get("delivery_id"))
+                            request.remote_addr, g.get("delivery_id"), g.get("problem"))
         return response
 
     @app.errorhandler(ServiceError)
     def service_error(error: ServiceError) -> Response:
+        g.problem = error.message
         return error_response(error.status, error.code, error.message, error.headers)
 
     @app.errorhandler(HTTPException)

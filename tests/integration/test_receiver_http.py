@@ -18,6 +18,7 @@ import requests
 
 from support import service
 from support.paths import EXAMPLE_GITREPOS, PROVIDER_FIXTURES
+from support.waiting import wait_for
 
 # The example Secret's values (manifests/examples/gitrepos.yaml): public test vectors.
 EXAMPLE_SECRETS = ("IsWishesWereHorsesWedAllBeEatingSteak!", "sampleToken!")
@@ -225,6 +226,11 @@ def test_a_signature_changed_by_one_character_is_401_and_writes_nothing(shared: 
     refused = _github(shared.receiver, data, signature=bad)
     assert refused.status_code == 401
     assert "signature does not match" in refused.json()["message"]
+    # The request's log line says why too, for whoever reads the log rather than the provider's page.
+    wait_for(lambda: '"status": 401' in shared.log(), timeout=10, message="the 401's request log line")
+    (line,) = [json.loads(line) for line in shared.log().splitlines()
+               if '"status": 401' in line and "signature does not match" in line][-1:]
+    assert line["problem"].startswith("github delivery not authenticated: the signature does not match")
 
     # Had the refused delivery written the commit, this one would find sample-app already current.
     accepted = _github(shared.receiver, data, signature=good)
