@@ -38,9 +38,13 @@ from typing import Any
 
 from gunicorn import http
 from gunicorn import sock as gunicorn_sock
+from gunicorn.http.errors import (ConfigurationProblem, ExpectationFailed, ForbiddenProxyRequest,
+                                  InvalidResponseHeader, InvalidResponseHeaderName, LimitRequestHeaders,
+                                  LimitRequestLine, ParseException, UnsupportedTransferCoding)
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from controller.logs import safe
 from controller.serving.errors import render
 from controller.serving.framing import Framing, Scanner
 
@@ -58,6 +62,10 @@ _MAX_SCRAPES = 2
 """Metrics scrapes answered at once (two Prometheus replicas); _PROBE_THREADS leaves one to probes."""
 _CROWDED = 0.9
 """Above this share of worker_connections, each new connection closes the oldest idle one."""
+_PARSE_ERRORS = ((LimitRequestLine, 414, "uri-too-long"), (LimitRequestHeaders, 431, "headers-too-large"),
+                 (UnsupportedTransferCoding, 501, "not-implemented"),
+                 (ExpectationFailed, 417, "expectation-failed"), (ForbiddenProxyRequest, 403, "forbidden"))
+"""gunicorn's parser errors that are not a plain 400, with the status gunicorn gives them."""
 _PROBE_PATHS = {b"/healthz": "probe", b"/readyz": "probe", b"/metrics": "scrape"}
 
 
@@ -204,6 +212,25 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         state = _Reading(conn, time.monotonic() + _LINGER_SECONDS, Scanner(0), False, draining=_LINGER_BYTES)
         self.reading[conn] = state
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_event, state))
+
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        """A request gunicorn's parser refused, answered as JSON like every other answer (gunicorn's
+        own is HTML), with what the client sent cut short in the answer and the log."""
+        if not isinstance(exc, ParseException) or isinstance(
+                exc, (InvalidResponseHeader, InvalidResponseHeaderName, ConfigurationProblem)):
+            super().handle_error(req, client, addr, exc)   # the application's fault, or ours: a 500
+            return
+        status, code = next(((status, code) for kind, status, code in _PARSE_ERRORS if isinstance(exc, kind)),
+                            (400, "malformed"))
+        problem = safe(str(exc), 200) or type(exc).__name__
+        self.log.warning(f"refused a malformed request from {(addr or ('?',))[0]}: {problem}")
+        body = render(status, code, f"the request is malformed: {problem}")
+        head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+        try:
+            client.sendall(head.encode() + body)
+        except OSError:
+            pass
 
     def murder_pending(self) -> None:
         """Also answer requests that missed their deadline (called by the main loop every second)."""

@@ -461,6 +461,28 @@ def test_malformed_framing_is_400(open_receiver: service.Service, framing: bytes
         assert connection.recv(4096).startswith(b"HTTP/1.1 400")
 
 
+@pytest.mark.parametrize(("request_bytes", "status", "error"), [
+    pytest.param(b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414", b"uri-too-long",
+                 id="request-line-too-long"),
+    pytest.param(b"POST / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % n for n in range(101))
+                 + b"Content-Length: 0\r\n\r\n", b"431", b"headers-too-large", id="101-headers"),
+    pytest.param(b"POST / HTTP/1.1\r\nHost: x\r\nX-" + b"\x01" * 3000 + b": v\r\nContent-Length: 0\r\n\r\n",
+                 b"400", b"malformed", id="header-name-of-control-characters"),
+])
+def test_what_gunicorn_refuses_is_answered_in_json_and_cut_short(open_receiver: service.Service,
+                                                                 request_bytes: bytes, status: bytes,
+                                                                 error: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", _port(open_receiver.receiver)), timeout=10) as connection:
+        connection.sendall(request_bytes)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 " + status) and b"Content-Type: application/json" in head
+    assert json.loads(body)["error"] == error.decode() and len(body) < 400
+    assert not [line for line in open_receiver.log().splitlines() if len(line) > 1000]
+
+
 def test_chunk_extensions_and_trailers_as_the_rfc_allows_are_served(open_receiver: service.Service) -> None:
     with socket.create_connection(("127.0.0.1", _port(open_receiver.receiver)), timeout=10) as connection:
         connection.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: ping\r\nConnection: close\r\n"
