@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from controller.providers import standard_webhooks
 from controller.providers.base import (EventKind, Headers, MalformedDelivery, PushEvent, RefChange,
                                        Verification)
+from controller.fleet.urls import repo_key
 from controller.providers.payloads import decode_body, first_header, header, new_commit, present, str_at
 from controller.providers.signatures import hmac_signature, secret_key
 
@@ -74,6 +75,10 @@ class Generic:
             if not (repository and ref.startswith("refs/") and commit):
                 raise MalformedDelivery('a generic push names "repository", "ref" (refs/heads/… or '
                                         'refs/tags/…) and "commit"')
+            if repo_key(repository) is None:
+                # Nothing could match it: say so rather than answer 200 with nothing patched.
+                raise MalformedDelivery(f'"repository" {repository[:80]!r} is not a clone or web URL '
+                                        '(https://host/org/repo, ssh://…, or git@host:org/repo)')
             changes = (RefChange(ref=ref, commit=new_commit(commit, "commit")),)
         return PushEvent(
             provider=self.name,

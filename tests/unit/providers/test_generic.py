@@ -81,6 +81,9 @@ def test_a_ping_is_a_ping() -> None:
     pytest.param({"repository": REPO, "ref": "main", "commit": C}, id="short-ref"),
     pytest.param({"repository": REPO, "ref": "refs/heads/main"}, id="no-commit"),
     pytest.param({"repository": REPO, "ref": "refs/heads/main", "commit": "abc"}, id="not-a-sha"),
+    pytest.param({"repository": "notaurl", "ref": "refs/heads/main", "commit": C}, id="repository-not-a-url"),
+    pytest.param({"repository": "https://host", "ref": "refs/heads/main", "commit": C},
+                 id="repository-without-a-path"),
 ])
 def test_a_push_without_its_three_facts_is_malformed(body: dict[str, str]) -> None:
     with pytest.raises(MalformedDelivery):
