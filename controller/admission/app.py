@@ -21,8 +21,8 @@ from gunicorn.http.errors import NoMoreData, ParseException
 from controller import metrics
 from controller.admission.mutation import mutate_gitrepo
 from controller.admission.reconcile import LEASE_NAME, Reconciler
-from controller.admission.reviews import (MAX_REVIEW_BYTES, BadReview, Decision, Review, build_response,
-                                          parse_review)
+from controller.admission.decisions import Decision, build_response
+from controller.admission.reviews import MAX_REVIEW_BYTES, BadReview, Review, parse_review
 from controller.admission.validation import validate_secret
 from controller.fleet.secrets import GLOBAL_SECRET
 from controller.logs import fields, safe

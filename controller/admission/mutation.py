@@ -16,7 +16,8 @@ import jsonpatch
 import jsonpointer
 
 from controller.fleet.durations import parse_go_duration
-from controller.admission.reviews import Decision, Review
+from controller.admission.decisions import Decision
+from controller.admission.reviews import Review
 from controller.admission.wire import PatchOperation
 from controller.fleet.gitrepos import DEFAULTED_ANNOTATION, GROUP, PLURAL
 from controller.fleet.webhook_mode import WEBHOOK_MODES, resolve_webhook_mode

@@ -16,7 +16,8 @@ from typing import Any, Final
 
 from controller.admission.key_names import suggest_key
 from controller.admission.rotation import base_key, rotation_problems, whsec_problem
-from controller.admission.reviews import Decision, Review
+from controller.admission.decisions import Decision
+from controller.admission.reviews import Review
 from controller.fleet.secrets import (GLOBAL_SECRET, PREVIOUS_EXPIRY_ANNOTATION, PREVIOUS_SUFFIX, decode_data,
                                       utc_now)
 from controller.providers import PROVIDERS, SECRET_KEYS, providers_of_key

@@ -23,7 +23,8 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 from controller.logs import fields
-from controller.serving.worker import RequestLimits, note_early_stops, worker_class
+from controller.serving.arrivals import RequestLimits
+from controller.serving.worker import note_early_stops, worker_class
 from controller.settings import Listen, Settings
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.admission.mutation import mutate_gitrepo
-from controller.admission.reviews import MAX_WARNING_CHARS, Decision, Review, build_response, parse_review
+from controller.admission.decisions import MAX_WARNING_CHARS, Decision, build_response
+from controller.admission.reviews import Review, parse_review
 from controller.fleet.gitrepos import DEFAULTED_ANNOTATION
 from unit.admission.conftest import MakeObject, ToBody
 

@@ -1,4 +1,5 @@
-"""AdmissionReview parsing and the one response builder."""
+"""AdmissionReview parsing (`reviews`) and the one response builder (`decisions`), which together
+answer every review."""
 
 from __future__ import annotations
 
@@ -12,14 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.admission.mutation import mutate_gitrepo
-from controller.admission.reviews import (
-    MAX_WARNING_CHARS,
-    BadReview,
-    Decision,
-    Review,
-    build_response,
-    parse_review,
-)
+from controller.admission.decisions import MAX_WARNING_CHARS, Decision, build_response
+from controller.admission.reviews import BadReview, Review, parse_review
 from controller.admission.validation import validate_secret
 from controller.admission.wire import PatchOperation
 from unit.admission.conftest import MakeObject, ToBody

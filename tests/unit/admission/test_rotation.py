@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from controller.admission.reviews import Decision, parse_review
+from controller.admission.decisions import Decision
+from controller.admission.reviews import parse_review
 from controller.admission.rotation import rotation_problems
 from controller.admission.validation import validate_secret
 

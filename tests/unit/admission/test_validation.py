@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.admission.reviews import MAX_WARNING_CHARS, Decision, Review, build_response, parse_review
+from controller.admission.decisions import MAX_WARNING_CHARS, Decision, build_response
+from controller.admission.reviews import Review, parse_review
 from controller.admission.key_names import suggest_key
 from controller.admission.validation import validate_secret
 from controller.fleet.secrets import GLOBAL_SECRET as SECRET_NAME
