@@ -139,9 +139,8 @@ def test_certs_into_an_unwritable_place_is_one_line(tmp_path: pathlib.Path) -> N
     _assert_one_line_error(_run("certs", "--out", str(tmp_path / "file" / "c")), 2, "cannot create directory")
 
 
-def test_certs_inject_against_an_unreachable_api_server_is_a_runtime_failure(
-        tmp_path: pathlib.Path, dev_certs: pathlib.Path) -> None:
-    """An API server that cannot be reached is not the user's typing: exit 1, not 2."""
+def _unreachable_kubeconfig(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A kubeconfig for an API server on a port nothing listens on."""
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
@@ -152,6 +151,13 @@ def test_certs_inject_against_an_unreachable_api_server_is_a_runtime_failure(
         "insecure-skip-tls-verify: true}}]\n"
         "users: [{name: u, user: {token: t}}]\n"
         "contexts: [{name: c, context: {cluster: c, user: u}}]\n")
+    return kubeconfig
+
+
+def test_certs_inject_against_an_unreachable_api_server_is_a_runtime_failure(
+        tmp_path: pathlib.Path, dev_certs: pathlib.Path) -> None:
+    """An API server that cannot be reached is not the user's typing: exit 1, not 2."""
+    kubeconfig = _unreachable_kubeconfig(tmp_path)
     result = _run("certs", "inject", "--ca", str(dev_certs / "ca.crt"), "--kubeconfig", str(kubeconfig))
     _assert_one_line_error(result, 1, "MutatingWebhookConfiguration gitjob-webhook-admission")
 
@@ -160,16 +166,7 @@ def test_certs_inject_against_an_unreachable_api_server_is_a_runtime_failure(
 def test_a_command_reading_an_unreachable_cluster_gives_up_soon_and_says_why(
         tmp_path: pathlib.Path, command: tuple[str, ...]) -> None:
     """Not after 30 s with "cache not synced" only: once reading has failed for 5 s, with the cause."""
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}', "
-        "insecure-skip-tls-verify: true}}]\n"
-        "users: [{name: u, user: {token: t}}]\n"
-        "contexts: [{name: c, context: {cluster: c, user: u}}]\n")
+    kubeconfig = _unreachable_kubeconfig(tmp_path)
     (tmp_path / "push.json").write_text('{"ref": "refs/heads/main"}')
     arguments = [argument.format(ref=tmp_path / "push.json") for argument in command]
     result = _run(*arguments, "--kubeconfig", str(kubeconfig), "--log-level", "error")
