@@ -8,6 +8,7 @@ naming the JSON path when a field has the wrong type.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Final
 from urllib.parse import parse_qsl
@@ -50,6 +51,16 @@ MAX_REF_CHANGES: Final = 1000
 _COST_OF = ((b"{", 240), (b"[", 64), (b":", 64), (b",", 64), (b"%7B", 240), (b"%5B", 64),
             (b"%3A", 64), (b"%2C", 64))
 
+# Python keeps a string at 1, 2 or 4 bytes a character, the widest of its characters deciding: one
+# emoji makes the decoded text of a whole body, and the strings parsed from it, four times its length.
+# Raw UTF-8 lead bytes, their form-encoded spelling and JSON escapes tell which width a body can reach
+# (each pattern starts with a literal, so that a search of 20 MiB takes milliseconds).
+_BELOW_WIDE = bytes(range(0xC4))       # a lead byte from 0xC4 on starts a character from U+0100 on
+_BELOW_ASTRAL = bytes(range(0xF0))     # from 0xF0 on, one beyond U+FFFF
+_ASTRAL_SPELLINGS = (re.compile(rb"%[fF][0-4]"), re.compile(rb"\\u[dD][89abAB]"))
+_WIDE_SPELLINGS = (re.compile(rb"%(?:[cC][4-9a-fA-F]|[dDeE][0-9a-fA-F])"),
+                   re.compile(rb"\\u(?:[1-9a-fA-F][0-9a-fA-F]|0[1-9a-fA-F])"))
+
 _JSON_TYPES = frozenset({"", "application/json"})
 _HEX = frozenset("0123456789abcdefABCDEF")
 _FORM_TYPE = "application/x-www-form-urlencoded"
@@ -75,15 +86,24 @@ def present(headers: Headers, name: str) -> bool:
 def check_parse_budget(body: bytes, budget: int) -> None:
     """Refuse, before parsing, a body whose parse would hold more than ``budget`` bytes of objects.
 
-    The estimate counts the body itself (its strings) and each JSON structure and member, also in
-    their form-encoded spelling; it errs on the high side. Raises `TooLarge`.
+    The estimate counts the body itself (its strings, at the width Python will store them) and each
+    JSON structure and member, also in their form-encoded spelling; it errs on the high side. Raises
+    `TooLarge`.
     """
-    estimate = len(body)
+    estimate = len(body) * _character_width(body)
     for token, cost in _COST_OF:
         estimate += body.count(token) * cost
         if estimate > budget:
             raise TooLarge(f"parsing this body would take more than {budget // (1024 * 1024)} MiB, the "
                            "limit for a delivery the global webhook Secret has not verified")
+
+
+def _character_width(body: bytes) -> int:
+    """The bytes a character of the decoded body may take in Python: 1, 2 or 4."""
+    leads = body.translate(None, _BELOW_WIDE)
+    if leads.translate(None, _BELOW_ASTRAL) or any(p.search(body) for p in _ASTRAL_SPELLINGS):
+        return 4
+    return 2 if leads or any(p.search(body) for p in _WIDE_SPELLINGS) else 1
 
 
 def decode_body(headers: Headers, body: bytes, *, form_allowed: bool) -> JsonObject:
