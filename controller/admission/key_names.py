@@ -19,6 +19,8 @@ __all__ = ["suggest_key"]
 _SEPARATORS = re.compile(r"[-_.\s]+")
 # Words people append to a provider name: "github-token", "gitlab_webhook_secret".
 _COUNTS: Final = {2: "two", 3: "three"}
+_LONGEST_MISTAKE: Final = 64
+"""Keys longer than this get no suggestion."""
 _SUFFIX_WORDS: Final = ("token", "secret", "key", "webhook", "hmac", "hook", "password", "pass", "signature")
 
 
@@ -49,6 +51,8 @@ def _named_provider_hint(squashed: str) -> str | None:
 
 def suggest_key(key: str) -> str | None:
     """A hint for a key that is not allowed: ``did you mean "github"?`` or a sentence; None if no idea."""
+    if len(key) > _LONGEST_MISTAKE:
+        return None   # no misspelt provider key is this long, and guessing at megabytes costs seconds
     lowered = key.strip().lower()
     dashed = _SEPARATORS.sub("-", lowered).strip("-")
     squashed = dashed.replace("-", "")

@@ -161,7 +161,8 @@ def _expiry_annotation(obj: Mapping[str, Any]) -> object:
 
 
 def _audit(decision: str, reasons: list[str], keys: list[str]) -> dict[str, str]:
-    shown = ",".join(keys[:MAX_KEYS_JUDGED]) + (",…" if len(keys) > MAX_KEYS_JUDGED else "")
+    shown = ",".join(key if len(key) <= 64 else key[:63] + "…" for key in keys[:MAX_KEYS_JUDGED]) \
+        + (",…" if len(keys) > MAX_KEYS_JUDGED else "")
     return {"decision": decision, "reasons": ",".join(reasons) or "valid", "keys": shown}
 
 

@@ -242,6 +242,16 @@ def test_one_message_names_every_offending_key(secret_review: SecretReview) -> N
     }
 
 
+def test_a_key_of_megabytes_gets_no_guess_and_is_cut_short_everywhere(secret_review: SecretReview) -> None:
+    """The API server refuses keys over 253 characters, but not before the listener gets the review:
+    guessing what 2.7 MB of key meant once cost 180 MB and a second; the audit copied it whole."""
+    key = "gi-th_ub." * 300_000
+    decision = validate(secret_review({key: "x", "github": "fine"}))
+    assert not decision.allowed and "did you mean" not in decision.message
+    assert len(decision.message) < 2000 and len(decision.audit["keys"]) < 200
+    assert suggest_key(key) is None
+
+
 def test_a_data_value_that_is_not_base64_is_its_own_error(secret_review: SecretReview) -> None:
     decision = validate(secret_review(raw_data={"github": "not base64!"}))
 
