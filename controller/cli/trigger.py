@@ -9,6 +9,7 @@ only for a 2xx. ``--timeout`` bounds the whole exchange, not each read.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import secrets
@@ -28,7 +29,9 @@ from controller.settings import Settings
 
 _COMMIT = re.compile(r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$")
 _MAX_ANSWER = 64 * 1024
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Control characters (line breaks too: the answer is printed on one line) and the format characters
+# that reorder or hide text on a terminal (bidi overrides, zero-width marks).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def run(arguments: dict[str, Any], settings: Settings) -> int:
@@ -60,6 +63,9 @@ def run(arguments: dict[str, Any], settings: Settings) -> int:
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise Failure(f"{arguments['url']}: cannot deliver: {reason}") from None
+    except http.client.HTTPException as error:   # an answer that is not HTTP: a status line, headers
+        problem = _text(repr(error).encode())[:200]
+        raise Failure(f"{arguments['url']}: not an HTTP answer: {problem}") from None
     except ValueError as error:   # http.client.InvalidURL, raised only once the request is made
         raise UsageError(f"--url {arguments['url']!r}: {error}") from None
     print(f"{status} {text}")
@@ -88,7 +94,8 @@ def _deadline(seconds: float) -> Iterator[None]:
 def _text(answer: bytes) -> str:
     """The answer for a terminal: at most 64 KiB, control characters (escape sequences) shown escaped."""
     text = answer[:_MAX_ANSWER].decode("utf-8", "replace").strip()
-    text = _CONTROL.sub(lambda match: f"\\x{ord(match[0]):02x}", text)
+    text = _CONTROL.sub(lambda match: f"\\u{ord(match[0]):04x}" if ord(match[0]) > 0xFF
+                        else f"\\x{ord(match[0]):02x}", text)
     return text + (" … (answer cut at 64 KiB)" if len(answer) > _MAX_ANSWER else "")
 
 

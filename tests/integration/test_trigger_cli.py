@@ -171,3 +171,31 @@ def test_a_receiver_answering_a_byte_at_a_time_is_given_up_at_the_timeout() -> N
         listener.close()
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert "no whole answer within 1 s (--timeout)" in result.stderr
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    pytest.param(b"HTTP/9 \x1b[31m abc\r\n\r\n", "not an HTTP answer", id="bad-status-line"),
+    pytest.param(b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % n for n in range(150)) + b"\r\n",
+                 "not an HTTP answer", id="150-headers"),
+])
+def test_an_answer_that_is_not_http_is_one_line_without_its_escapes(answer: bytes, expected: str) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_once() -> None:
+        client, _ = listener.accept()
+        with client:
+            client.recv(65536)
+            client.sendall(answer)
+    threading.Thread(target=answer_once, daemon=True).start()
+    try:
+        result = _trigger("--url", f"http://127.0.0.1:{listener.getsockname()[1]}/", *PUSH)
+    finally:
+        listener.close()
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert expected in result.stderr and "\x1b" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_line_breaks_and_bidi_overrides_in_an_answer_are_shown_escaped(capture: Capture) -> None:
+    capture.answer = "ok\r\nFAKE LINE \u202egnp.exe".encode()
+    result = _trigger("--url", capture.url, *PUSH)
+    assert result.stdout == "202 ok\\x0d\\x0aFAKE LINE \\u202egnp.exe\n"
