@@ -92,8 +92,12 @@ class Scanner:
         return result
 
     def _scan_headers(self, view: memoryview) -> Scan:
-        header_end = bytes(view[:MAX_HEADER_BYTES + len(_HEADER_END)]).find(_HEADER_END)
+        head = bytes(view[:MAX_HEADER_BYTES + len(_HEADER_END)])
+        header_end = head.find(_HEADER_END)
         if header_end < 0:
+            if b"\n" in head.replace(b"\r\n", b""):
+                # A client ending its lines in a bare LF would otherwise wait out the whole deadline.
+                return Scan(Framing.MALFORMED, reason="a header line ends in a bare LF, not CRLF")
             if len(view) > MAX_HEADER_BYTES:
                 return Scan(Framing.TOO_LARGE,
                             reason=f"the request headers are over {MAX_HEADER_BYTES} bytes")

@@ -29,7 +29,7 @@ def api_client(source: str | None) -> client.ApiClient:
         raise KubeConfigError(f"{_name(source)}: {error}") from None
     except OSError as error:
         raise KubeConfigError(f"{_name(source)}: {error.strerror or error}") from None
-    except (yaml.YAMLError, ValueError, TypeError, AttributeError, KeyError) as error:
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, KeyError, RecursionError) as error:
         # The kubernetes client reads any YAML it is given and fails inside on what is not a kubeconfig.
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise KubeConfigError(f"{_name(source)}: not a kubeconfig ({first_line})") from None

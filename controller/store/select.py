@@ -92,6 +92,7 @@ def wait_until_ready(store: Store, seconds: float, patience: float | None = None
         failing_since = (failing_since or now) if problem else None
         gave_up = patience is not None and failing_since is not None and now - failing_since >= patience
         if gave_up or now - started > seconds:
-            raise StoreNotReady(f"{store.description}: not ready after {now - started:.0f}s: {reason}"
-                                + (f" (last failure: {problem})" if problem else ""))
+            detail = f"last failure: {problem}" if problem else "no failure: the API server is slow or silent"
+            raise StoreNotReady(f"{store.description}: not ready after {now - started:.0f}s: {reason} "
+                                f"({detail})")
         time.sleep(0.05)

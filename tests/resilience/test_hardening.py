@@ -454,6 +454,7 @@ def test_odd_event_names_and_methods_do_not_grow_the_metrics(open_receiver: serv
                  id="forbidden-trailer"),
     pytest.param(b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nBad Name: x\r\n\r\n",
                  id="trailer-name-not-a-token"),
+    pytest.param(b"Content-Length: 2\n\n{}", id="bare-lf-line-ends"),
 ])
 def test_malformed_framing_is_400(open_receiver: service.Service, framing: bytes) -> None:
     with socket.create_connection(("127.0.0.1", _port(open_receiver.receiver)), timeout=10) as connection:
@@ -524,7 +525,8 @@ def test_a_kubeconfig_named_but_missing_is_an_error_not_a_fallback() -> None:
     assert "$KUBECONFIG names /nonexistent, which does not exist" in result.stderr
 
 
-@pytest.mark.parametrize("text", ["# Title\n\nkey: value: more\n", "- a\n- b\n", "just words\n"])
+@pytest.mark.parametrize("text", ["# Title\n\nkey: value: more\n", "- a\n- b\n", "just words\n",
+                                  "a: " + "[" * 5000 + "]" * 5000 + "\n"])
 @pytest.mark.parametrize("command", [("status",), ("certs", "inject", "--ca", "{ca}"), ("secret", "status")])
 def test_a_file_that_is_not_a_kubeconfig_is_one_line(tmp_path: pathlib.Path, text: str,
                                                      command: tuple[str, ...]) -> None:
