@@ -31,13 +31,13 @@ DEPLOYMENTS = ("gitjob-webhook-receiver", "gitjob-webhook-admission")
 OUR_LABEL = "app.kubernetes.io/name=gitjob-webhook"
 ADMISSION_SERVICE = "gitjob-webhook-admission"
 ROLLOUT_SECONDS = 180.0
+FLEET_GITJOB_PORTS = [{"name": "http-80", "port": 80, "targetPort": 8080, "protocol": "TCP"}]
 # Fleet's own Service `gitjob` as its chart makes it: the manifests take it over, the README's
 # uninstall gives it back.
 FLEET_GITJOB_SERVICE = {
     "apiVersion": "v1", "kind": "Service",
     "metadata": {"name": "gitjob", "namespace": NAMESPACE, "labels": {"app": "gitjob"}},
-    "spec": {"selector": {"app": "gitjob"}, "ports": [{"name": "http-80", "port": 80, "targetPort": 8080,
-                                                       "protocol": "TCP"}]},
+    "spec": {"selector": {"app": "gitjob"}, "ports": FLEET_GITJOB_PORTS},
 }
 
 

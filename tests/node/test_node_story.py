@@ -331,7 +331,7 @@ def test_the_readme_uninstall_leaves_nothing_of_ours(webhook_secret: str, node: 
     problems = [f"still there: {name}" for name in [*left.stdout.split(), *named] if name]
     if service["spec"]["selector"] != {"app": "gitjob"}:
         problems.append(f"the gitjob Service selects {service['spec']['selector']}, not Fleet's app=gitjob")
-    if service["spec"]["ports"] != story.FLEET_GITJOB_SERVICE["spec"]["ports"]:
+    if service["spec"]["ports"] != story.FLEET_GITJOB_PORTS:
         problems.append(f"the gitjob Service's ports are {service['spec']['ports']}, not Fleet's")
     assert not problems, "after the README's uninstall steps: " + "; ".join(problems)
     after = node.kubectl("create", "-o", "json", "-f", "-",
