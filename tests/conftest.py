@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import pathlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from controller.certs import issue as certs
 from support import service
 from support.paths import EXAMPLE_GITREPOS, PROVIDER_FIXTURES
+from support.terminal import ANNOUNCEMENTS, announce
 
 # The real control plane: etcd and kube-apiserver, the cluster view of one test, the fault proxy.
 pytest_plugins = ["cluster.fixtures"]
@@ -19,6 +21,14 @@ RunService = Callable[..., service.Service]
 
 OFFLINE_EXAMPLE = ("--store", "offline", "--gitrepos", str(EXAMPLE_GITREPOS))
 """Flags that serve the example offline store (the default of the start helpers below)."""
+
+
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist, on the controller: print what a finished worker announced (the control plane's
+    and the node's versions), which its own terminal-less session could not."""
+    lines = node.workeroutput.get(ANNOUNCEMENTS, [])
+    if lines:   # after the progress dots, which xdist writes without ending the line
+        announce(node.config, "\n" + "\n".join(lines))
 
 
 @pytest.fixture(scope="session")

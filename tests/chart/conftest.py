@@ -11,21 +11,10 @@ from chart import helm as helm_module
 from chart.helm import Helm
 from deploy.conftest import kustomize
 from support.paths import MANIFESTS
+from support.terminal import announce
 
 _HELM = pytest.StashKey[pathlib.Path | str]()  # the binary, or why it is missing
 _USERS = {"helm", "session_helm", "chart_default", "kustomized"}
-
-
-def _write_line(config: pytest.Config, line: str) -> None:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None:
-        return
-    if capture is None:
-        reporter.write_line(line)
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line(line)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -33,7 +22,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not any(_USERS & set(getattr(item, "fixturenames", ())) for item in session.items):
         return
     try:
-        session.config.stash[_HELM] = helm_module.ensure(lambda line: _write_line(session.config, line))
+        session.config.stash[_HELM] = helm_module.ensure(lambda line: announce(session.config, line))
     except helm_module.HelmUnavailable as error:
         session.config.stash[_HELM] = str(error)
 

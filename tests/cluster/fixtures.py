@@ -27,6 +27,7 @@ from cluster.controlplane import ControlPlane
 from cluster.faults import FaultProxy
 from cluster.isolation import Cluster
 from support.paths import TESTS
+from support.terminal import announce
 from support.waiting import wait_for
 
 GITREPO_CRD = TESTS / "fixtures" / "crds" / "gitrepo.yaml"
@@ -36,26 +37,13 @@ _SESSION_PLANE = pytest.StashKey[ControlPlane]()
 _BINARIES = pytest.StashKey[binaries.Binaries | str]()  # or why they are missing
 
 
-def _write_line(config: pytest.Config, line: str) -> None:
-    """Write to the terminal even while output is captured (in a fixture, during collection)."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None:
-        return
-    if capture is None:
-        reporter.write_line(line)
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line(line)
-
-
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Build missing binaries now, with progress on the terminal, if a collected test needs them."""
     if not any(_FIXTURES & set(getattr(item, "fixturenames", ())) for item in session.items):
         return
     try:
         session.config.stash[_BINARIES] = binaries.ensure(
-            progress=lambda line: _write_line(session.config, line))
+            progress=lambda line: announce(session.config, line))
     except binaries.BinariesUnavailable as error:
         session.config.stash[_BINARIES] = str(error)
 
@@ -125,8 +113,8 @@ def control_plane(request: pytest.FixtureRequest,
     request.config.stash[_SESSION_PLANE] = plane
     took = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in plane.timings.items())
     total = sum(plane.timings.values())
-    _write_line(request.config, f"control plane: kube-apiserver {plane.apiserver_version()}, "
-                                f"etcd {plane.etcd_version()} (real); ready in {total:.1f} s ({took})")
+    announce(request.config, f"control plane: kube-apiserver {plane.apiserver_version()}, "
+                             f"etcd {plane.etcd_version()} (real); ready in {total:.1f} s ({took})")
     yield plane
     plane.stop()
 

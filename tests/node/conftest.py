@@ -20,6 +20,7 @@ import pytest
 
 from node.artifacts import Artifacts, Unavailable, ensure
 from node.node import Node
+from support.terminal import announce
 
 _ARTIFACTS = pytest.StashKey[Artifacts | str]()  # or why they are missing
 _NODE = pytest.StashKey[Node]()
@@ -31,19 +32,6 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "needs root, podman, debootstrap")
 
 
-def _write_line(config: pytest.Config, line: str) -> None:
-    """Write to the terminal even while output is captured."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None:
-        return
-    if capture is None:
-        reporter.write_line(line)
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line(line)
-
-
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Build what the node needs now, with progress on the terminal, if a collected test uses it."""
     if session.config.option.collectonly or os.geteuid() != 0:
@@ -52,13 +40,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     started = time.monotonic()
     try:
-        session.config.stash[_ARTIFACTS] = ensure(progress=lambda line: _write_line(session.config, line))
+        session.config.stash[_ARTIFACTS] = ensure(progress=lambda line: announce(session.config, line))
     except Unavailable as error:
         session.config.stash[_ARTIFACTS] = str(error)
         return
     took = time.monotonic() - started
     if took > 5:
-        _write_line(session.config, f"node: images and binaries ready in {took:.0f} s")
+        announce(session.config, f"node: images and binaries ready in {took:.0f} s")
 
 
 def _artifacts(config: pytest.Config) -> Artifacts:
@@ -91,10 +79,10 @@ def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         pytest.fail(f"the node did not start: {error}\n{tails}\nleft on the host: {left or 'nothing'}",
                     pytrace=False)
     if cluster.recovered:
-        _write_line(request.config, f"node: removed what a previous run left: {', '.join(cluster.recovered)}")
+        announce(request.config, f"node: removed what a previous run left: {', '.join(cluster.recovered)}")
     took = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in cluster.timings.items())
-    _write_line(request.config, f"node: {cluster.versions()}; ready in {time.monotonic() - started:.1f} s "
-                                f"({took})")
+    announce(request.config, f"node: {cluster.versions()}; ready in {time.monotonic() - started:.1f} s "
+                             f"({took})")
     yield cluster
     left = cluster.stop()
     if left:
