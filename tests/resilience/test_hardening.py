@@ -8,12 +8,16 @@ the behaviour only (deadlines in them are upper bounds for a wait, not speed tar
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import pathlib
+import select
 import signal
 import socket
+import struct
 import subprocess
+import termios
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -243,15 +247,25 @@ def test_slow_large_uploads_filling_the_buffer_do_not_lock_out_a_push(
     each = (64 * 1024 * 1024 - 50) // 3 - len(head)
     stalled = [_stall(port, head + b"x" * each) for _ in range(3)]
     try:
+        # All of it with the server (none left in our send queues), so the budget is full for the push.
+        wait_for(lambda: not any(_unsent(connection) for connection in stalled), timeout=30,
+                 message="the server to take the three uploads")
         good = push_body(commit_for("small"))
         answer = _post(receiver.receiver, good, push_headers(good, "small"))
         assert answer.status_code == 200 and answer.json()["summary"]["patched"] == 1
-        last = _stall(port, head + b"x" * 2_000_000)   # another large one is refused
-        stalled.append(last)
-        assert last.recv(4096).startswith(b"HTTP/1.1 503")
+        stalled.append(_stall(port, head + b"x" * 2_000_000))   # another large one: one upload is refused
+        wait_for(lambda: select.select(stalled, [], [], 0)[0], timeout=30, message="an upload to be refused")
+        (refused,) = select.select(stalled, [], [], 0)[0]
+        assert refused.recv(4096).startswith(b"HTTP/1.1 503")
     finally:
         for connection in stalled:
             connection.close()
+
+
+def _unsent(connection: socket.socket) -> int:
+    """Bytes in the socket's send queue the peer has not yet acknowledged (Linux SIOCOUTQ)."""
+    unsent: int = struct.unpack("i", fcntl.ioctl(connection.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+    return unsent
 
 
 def tenants(count: int) -> list[dict[str, Any]]:
