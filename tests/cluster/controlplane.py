@@ -32,7 +32,7 @@ _PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before any fork: the child only calls it
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # A pytest killed with SIGKILL must not leave etcd and kube-apiserver running for ever. The signal
     # follows the thread that started the process, which for fixtures is pytest's main thread.
     _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -42,18 +42,21 @@ class ControlPlaneError(Exception):
     """A process did not start or become ready; the message carries its log's last lines."""
 
 
-class _Process:
-    """One binary, its command line and its log file."""
+class Process:
+    """One binary, its command line and its log file (the control plane's, and the node's)."""
 
     def __init__(self, name: str, log_file: pathlib.Path) -> None:
         self.name = name
         self.log_file = log_file
         self.popen: subprocess.Popen[bytes] | None = None
 
-    def start(self, command: Sequence[str]) -> None:
+    def start(self, command: Sequence[str], env: Mapping[str, str] | None = None,
+              preexec: Callable[[], None] = die_with_parent) -> None:
+        """Start it, logging to its file; ``preexec`` runs in the child before the binary."""
         with open(self.log_file, "ab") as log:
             self.popen = subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                          stdin=subprocess.DEVNULL, env=dict(env or os.environ),
+                                          preexec_fn=preexec)
 
     def running(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -96,8 +99,8 @@ class ControlPlane:
         self.port = 0
         self.etcd_port = 0
         self.timings: dict[str, float] = {}
-        self._etcd = _Process("etcd", workdir / "etcd.log")
-        self._apiserver = _Process("kube-apiserver", workdir / "kube-apiserver.log")
+        self._etcd = Process("etcd", workdir / "etcd.log")
+        self._apiserver = Process("kube-apiserver", workdir / "kube-apiserver.log")
         self._session = requests.Session()
         self._session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the test CA
         self._session.verify = str(self.pki.ca_file)
@@ -205,7 +208,7 @@ class ControlPlane:
             return False
         return self.request("GET", "/api/v1/namespaces/default", timeout=5).status_code == 200
 
-    def _wait_ready(self, process: _Process, ready: Callable[[], bool], timeout: float) -> bool:
+    def _wait_ready(self, process: Process, ready: Callable[[], bool], timeout: float) -> bool:
         """True once ``ready()``; False if the process exited because its port was taken."""
         exited = False
 

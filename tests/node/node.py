@@ -8,12 +8,10 @@ and unmade by ``host`` (and undone at the next start if this run crashed).
 
 from __future__ import annotations
 
-import ctypes
 import datetime
 import os
 import pathlib
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -27,65 +25,21 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from cluster.binaries import Binaries
-from cluster.controlplane import ControlPlane
+from cluster.controlplane import ControlPlane, Process, die_with_parent
 from cluster.fixtures import prepare
 from cluster.pki import Authority
 from node import configs, host
 from node.artifacts import Artifacts
 from support.waiting import free_port, wait_for
 
-STOP_SECONDS = 15.0
-_PR_SET_PDEATHSIG = 1
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
 
-
-def _preexec(cgroup: str | None) -> Callable[[], None]:
+def _in_cgroup(cgroup: str) -> Callable[[], None]:
     def prepare_child() -> None:
         # A pytest killed with SIGKILL must not leave the node running; the cgroup lets teardown (or
         # the next run) find everything the component started, shims and containers included.
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if cgroup is not None:
-            host.join_cgroup(cgroup)
+        die_with_parent()
+        host.join_cgroup(cgroup)
     return prepare_child
-
-
-class Component:
-    """One node process, its command line and its log file."""
-
-    def __init__(self, name: str, log_file: pathlib.Path) -> None:
-        self.name = name
-        self.log_file = log_file
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    def start(self, command: Sequence[str], env: Mapping[str, str] | None = None,
-              cgroup: str | None = None) -> None:
-        with open(self.log_file, "ab") as log:
-            self.popen = subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, env=dict(env or os.environ),
-                                          preexec_fn=_preexec(cgroup))
-
-    def running(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def stop(self) -> None:
-        """SIGTERM, a bounded wait, then SIGKILL."""
-        if self.popen is None:
-            return
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self.popen = None
-
-    def tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_file.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
 
 
 def _client_certificate(authority: Authority, directory: pathlib.Path, stem: str, common_name: str,
@@ -159,7 +113,7 @@ class Node:
         self.paths.logs.mkdir(parents=True, exist_ok=True)
         self.lease = host.HostLease()
         self.timings: dict[str, float] = {}
-        self.components = {name: Component(name, self.paths.logs / f"{name}.log") for name in (
+        self.components = {name: Process(name, self.paths.logs / f"{name}.log") for name in (
             "containerd", "kubelet", "kube-proxy", "kube-controller-manager", "kube-scheduler")}
         self.plane: NodeControlPlane | None = None
         self.namespace: host.MountNamespace | None = None
@@ -213,7 +167,7 @@ class Node:
         self.lease.begin(self.workdir, self.paths.short)
         host.create_cgroup(f"{host.NAME}/runtime")
         host.create_bridge()
-        self.namespace = host.MountNamespace(self.workdir / "namespace", _preexec(None))
+        self.namespace = host.MountNamespace(self.workdir / "namespace", die_with_parent)
         self.namespace.start()
 
     def _start_control_plane(self) -> None:
@@ -239,7 +193,7 @@ class Node:
         config.write_text(configs.containerd_config(self.paths, self.artifacts.pause_image))
         self.components["containerd"].start(
             self._in_namespace([str(self.artifacts.containerd("containerd")), "--config", str(config)]),
-            env=self._environment(), cgroup=f"{host.NAME}/runtime")
+            env=self._environment(), preexec=_in_cgroup(f"{host.NAME}/runtime"))
         self._wait_running("containerd", lambda: self.ctr("version").returncode == 0, 60)
 
     def _import_images(self) -> None:
