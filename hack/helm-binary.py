@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 
+import cachedir
+
 MODULE_DIR = pathlib.Path(__file__).resolve().parent.parent / "tools" / "helm"
 PACKAGE = "helm.sh/helm/v4/cmd/helm"
 VERSION_VARIABLES = "helm.sh/helm/v4/internal/version"
@@ -47,11 +49,7 @@ def helm_version(gomod: str | None = None) -> str:
 
 def binary_path(version: str | None = None) -> pathlib.Path:
     """Where helm ``version`` (default: the one go.mod requires) is kept."""
-    root = os.environ.get("GITJOB_WEBHOOK_CACHE")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(xdg, "gitjob-webhook")
-    return pathlib.Path(root) / "helm" / (version or helm_version()) / "helm"
+    return cachedir.root() / "helm" / (version or helm_version()) / "helm"
 
 
 def usable(binary: pathlib.Path, version: str) -> bool:

@@ -21,6 +21,8 @@ import tempfile
 import time
 from collections.abc import Sequence
 
+import cachedir
+
 MODULE_DIR = pathlib.Path(__file__).resolve().parent.parent / "tools" / "k8s"
 DEFAULT_COMPONENTS = ("kube-apiserver", "etcd", "kubectl")
 ETCD_PACKAGE = "go.etcd.io/etcd/server/v3"
@@ -48,11 +50,7 @@ def kubernetes_version(gomod: str | None = None) -> str:
 
 def cache_dir(version: str | None = None) -> pathlib.Path:
     """Where the binaries of ``version`` (default: the one go.mod requires) are kept."""
-    root = os.environ.get("GITJOB_WEBHOOK_CACHE")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(xdg, "gitjob-webhook")
-    return pathlib.Path(root) / "k8s" / (version or kubernetes_version())
+    return cachedir.root() / "k8s" / (version or kubernetes_version())
 
 
 def package(component: str) -> str:

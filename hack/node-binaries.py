@@ -27,6 +27,8 @@ import tarfile
 import tempfile
 import time
 
+import cachedir
+
 MODULE_DIR = pathlib.Path(__file__).resolve().parent.parent / "tools" / "containerd"
 CONTAINERD = "github.com/containerd/containerd/v2"
 COMMANDS = {"containerd": f"{CONTAINERD}/cmd/containerd",
@@ -54,11 +56,7 @@ def containerd_version() -> str:
 
 def cache_dir(version: str | None = None) -> pathlib.Path:
     """Where the binaries of ``version`` (default: the one go.mod requires) are kept."""
-    root = os.environ.get("GITJOB_WEBHOOK_CACHE")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(xdg, "gitjob-webhook")
-    return pathlib.Path(root) / "containerd" / (version or containerd_version())
+    return cachedir.root() / "containerd" / (version or containerd_version())
 
 
 def usable(directory: pathlib.Path, version: str) -> bool:

@@ -36,6 +36,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import IO
 
+import cachedir
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 RELEASE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
@@ -65,11 +67,7 @@ class BuildError(Exception):
 
 def cache_root() -> pathlib.Path:
     """The node images' cache directory."""
-    root = os.environ.get("GITJOB_WEBHOOK_CACHE")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(xdg, "gitjob-webhook")
-    return pathlib.Path(root) / "node-images"
+    return cachedir.root() / "node-images"
 
 
 def project_version() -> str:

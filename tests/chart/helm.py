@@ -6,21 +6,20 @@ the developer's environment but PATH, so no repository, plugin or kubeconfig of 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pathlib
 import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import yaml
 
+from support import scripts
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-BUILDER = ROOT / "hack" / "helm-binary.py"
+BUILDER = "helm-binary"
 CHART = ROOT / "charts" / "gitjob-webhook"
 RELEASE = "gitjob-webhook"
 NAMESPACE = "cattle-fleet-system"
@@ -30,17 +29,9 @@ class HelmUnavailable(Exception):
     """helm is not in the cache and could not be built; the message says why."""
 
 
-def _builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("helm_binary", BUILDER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def binary() -> pathlib.Path:
     """Where the cached helm of tools/helm/go.mod's version is (it may not exist yet)."""
-    path: pathlib.Path = _builder().binary_path()
+    path: pathlib.Path = scripts.load(BUILDER).binary_path()
     return path
 
 
@@ -48,16 +39,9 @@ def ensure(progress: Callable[[str], None] | None = None) -> pathlib.Path:
     """The cached helm, built first when missing (the builder's lines go to ``progress``)."""
     if binary().is_file():
         return binary()
-    lines: list[str] = []
-    with subprocess.Popen([sys.executable, str(BUILDER)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as build:
-        assert build.stdout is not None
-        for line in build.stdout:
-            lines.append(line.rstrip("\n"))
-            if progress is not None:
-                progress(lines[-1])
-    if build.returncode != 0 or not binary().is_file():
-        reason = lines[-1] if lines else f"{BUILDER} exited with {build.returncode}"
+    returncode, lines = scripts.run(BUILDER, progress=progress)
+    if returncode != 0 or not binary().is_file():
+        reason = lines[-1] if lines else f"hack/{BUILDER}.py exited with {returncode}"
         raise HelmUnavailable(f"the chart tests need helm: {reason} (run `make helm`)")
     return binary()
 

@@ -3,10 +3,8 @@ form (questions.yaml) naming real values with their defaults."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from types import ModuleType
 from typing import Any
 
@@ -14,6 +12,7 @@ import pytest
 import yaml
 
 from chart.helm import CHART, ROOT
+from support import scripts
 from controller.providers import SECRET_KEYS
 
 BEGIN, END = "<!-- values-table:begin -->", "<!-- values-table:end -->"
@@ -21,13 +20,7 @@ QUESTION_TYPES = {"string": str, "boolean": bool, "int": int, "enum": str}
 
 
 def _table_script() -> ModuleType:
-    script = ROOT / "hack" / "chart-values-table.py"
-    spec = importlib.util.spec_from_file_location("chart_values_table", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up while it is defined
-    spec.loader.exec_module(module)
-    return module
+    return scripts.load("chart-values-table")
 
 
 def _values_text() -> str:

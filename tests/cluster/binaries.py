@@ -6,15 +6,14 @@ tests and `make k8s-binaries` can never disagree about either.
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
-BUILDER = pathlib.Path(__file__).resolve().parents[2] / "hack" / "k8s-binaries.py"
+from support import scripts
+
+BUILDER = "k8s-binaries"
 CONTROL_PLANE = ("kube-apiserver", "etcd", "kubectl")
 
 
@@ -35,11 +34,7 @@ class Binaries:
 
 
 def _builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("k8s_binaries", BUILDER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return scripts.load(BUILDER)
 
 
 def kubernetes_version() -> str:
@@ -69,17 +64,10 @@ def ensure(components: Sequence[str] = CONTROL_PLANE,
     found = cached(components)
     if found is not None:
         return found
-    lines: list[str] = []
-    with subprocess.Popen([sys.executable, str(BUILDER), *components], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True) as build:
-        assert build.stdout is not None
-        for line in build.stdout:
-            lines.append(line.rstrip("\n"))
-            if progress is not None:
-                progress(lines[-1])
+    returncode, lines = scripts.run(BUILDER, components, progress)
     found = cached(components)
-    if build.returncode != 0 or found is None:
-        reason = lines[-1] if lines else f"{BUILDER} exited with {build.returncode}"
+    if returncode != 0 or found is None:
+        reason = lines[-1] if lines else f"hack/{BUILDER}.py exited with {returncode}"
         raise BinariesUnavailable(f"the real control plane needs {', '.join(components)}: {reason} "
                                   f"(run `make k8s-binaries`)")
     return found

@@ -5,21 +5,17 @@ containerd 2 and the sandbox image (hack/node-binaries.py), and the project's im
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pathlib
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from cluster import binaries
+from support import scripts
 
-HACK = pathlib.Path(__file__).resolve().parents[2] / "hack"
 NODE_COMPONENTS = (*binaries.CONTROL_PLANE, "kubelet", "kube-controller-manager", "kube-scheduler",
                    "kube-proxy")
 # Host tools the node needs; all are Debian packages.
@@ -50,14 +46,6 @@ class Artifacts:
         return self.containerd_dir / name
 
 
-def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name.replace("-", "_"), HACK / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def missing_prerequisites() -> list[str]:
     """Why this machine cannot run the node (root, Debian packages), or nothing."""
     problems = []
@@ -72,16 +60,9 @@ def missing_prerequisites() -> list[str]:
 
 
 def _build(script: str, progress: Callable[[str], None] | None) -> list[str]:
-    lines: list[str] = []
-    with subprocess.Popen([sys.executable, str(HACK / f"{script}.py")], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True) as build:
-        assert build.stdout is not None
-        for line in build.stdout:
-            lines.append(line.rstrip("\n"))
-            if progress is not None:
-                progress(lines[-1])
-    if build.returncode != 0:
-        raise Unavailable("\n".join(lines[-30:]) or f"hack/{script}.py exited with {build.returncode}")
+    returncode, lines = scripts.run(script, progress=progress)
+    if returncode != 0:
+        raise Unavailable("\n".join(lines[-30:]) or f"hack/{script}.py exited with {returncode}")
     return lines
 
 
@@ -94,12 +75,12 @@ def ensure(progress: Callable[[str], None] | None = None) -> Artifacts:
         kubernetes = binaries.ensure(NODE_COMPONENTS, progress)
     except binaries.BinariesUnavailable as error:
         raise Unavailable(str(error)) from None
-    node_binaries = _script("node-binaries")
+    node_binaries = scripts.load("node-binaries")
     version = node_binaries.containerd_version()
     directory: pathlib.Path = node_binaries.cache_dir(version)
     if not node_binaries.usable(directory, version):
         _build("node-binaries", progress)
-    node_image = _script("node-image")
+    node_image = scripts.load("node-image")
     archive = node_image.cached_image()
     if archive is None:
         _build("node-image", progress)

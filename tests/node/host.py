@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from support import scripts
 from support.waiting import wait_for
 
 NAME = "gitjob-webhook-node"
@@ -43,11 +44,8 @@ LOCK_SECONDS = 420.0  # another session's node tests hold the machine for about 
 
 def cache_dir() -> pathlib.Path:
     """The node's host records live next to the binaries' cache, outside any test folder."""
-    root = os.environ.get("GITJOB_WEBHOOK_CACHE")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(xdg, "gitjob-webhook")
-    return pathlib.Path(root) / "node"
+    root: pathlib.Path = scripts.load("cachedir").root()
+    return root / "node"
 
 
 def _run(*command: str, check: bool = False) -> subprocess.CompletedProcess[str]:

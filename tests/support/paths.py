@@ -8,3 +8,4 @@ TESTS = pathlib.Path(__file__).resolve().parent.parent
 PROVIDER_FIXTURES = TESTS / "fixtures" / "providers"
 EXAMPLE_GITREPOS = TESTS.parent / "manifests" / "examples" / "gitrepos.yaml"
 MANIFESTS = TESTS.parent / "manifests"
+HACK = TESTS.parent / "hack"
