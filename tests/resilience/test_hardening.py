@@ -303,18 +303,26 @@ def test_a_forged_forwarded_for_does_not_escape_the_budget(
     assert statuses == [401, 401, 429, 429, 429]
 
 
-def test_a_burst_beyond_the_threads_waits_its_turn_while_probes_are_answered(
-        cluster: Cluster, fault_proxy: FaultProxy, run_service: Callable[..., service.Service]) -> None:
-    """Two threads, eight deliveries at once, each status patch taking a second: all are served."""
+def _receiver_with_slow_patches(cluster: Cluster, fault_proxy: FaultProxy,
+                                run_service: Callable[..., service.Service], seconds: float,
+                                *flags: str) -> str:
+    """A ready receiver (URL) behind the fault proxy, whose status patches take ``seconds`` each; the
+    global Secret and a GitRepo "app" in namespaces of the test."""
     controller, apps = cluster.namespace("ctl"), cluster.namespace("apps")
     cluster.apply([{**global_secret(), "metadata": {"name": "gitjob-webhook", "namespace": controller}},
                    {**gitrepo("app"), "metadata": {"name": "app", "namespace": apps}}])
-    fault_proxy.delay("PATCH", r"/status$", 1.0)
+    fault_proxy.delay("PATCH", r"/status$", seconds)
     receiver = run_service("serve", "receiver", "--listen", "127.0.0.1:0", "--store", "kubernetes",
-                           "--kubeconfig", str(fault_proxy.kubeconfig), "--namespace", controller,
-                           "--threads", "2")
+                           "--kubeconfig", str(fault_proxy.kubeconfig), "--namespace", controller, *flags)
     url = "http://" + service.listening(receiver, "receiver")
     service.wait_ready(url, receiver)
+    return url
+
+
+def test_a_burst_beyond_the_threads_waits_its_turn_while_probes_are_answered(
+        cluster: Cluster, fault_proxy: FaultProxy, run_service: Callable[..., service.Service]) -> None:
+    """Two threads, eight deliveries at once, each status patch taking a second: all are served."""
+    url = _receiver_with_slow_patches(cluster, fault_proxy, run_service, 1.0, "--threads", "2")
 
     def send(number: int) -> requests.Response:
         body = push_body(commit_for("burst", number))
@@ -374,15 +382,8 @@ def test_a_flood_of_scrapes_is_partly_refused_and_leaves_the_probes_a_thread(
 def test_overload_of_the_process_is_503_not_429(cluster: Cluster, fault_proxy: FaultProxy,
                                                 run_service: Callable[..., service.Service]) -> None:
     """One delivery in flight at a time, and the API server slow to take its status patch."""
-    controller, apps = cluster.namespace("ctl"), cluster.namespace("apps")
-    cluster.apply([{**global_secret(), "metadata": {"name": "gitjob-webhook", "namespace": controller}},
-                   {**gitrepo("app"), "metadata": {"name": "app", "namespace": apps}}])
-    fault_proxy.delay("PATCH", r"/status$", 2.0)
-    receiver = run_service("serve", "receiver", "--listen", "127.0.0.1:0", "--store", "kubernetes",
-                           "--kubeconfig", str(fault_proxy.kubeconfig), "--namespace", controller,
-                           "--threads", "4", "--max-in-flight", "1")
-    url = "http://" + service.listening(receiver, "receiver")
-    service.wait_ready(url, receiver)
+    url = _receiver_with_slow_patches(cluster, fault_proxy, run_service, 2.0,
+                                      "--threads", "4", "--max-in-flight", "1")
 
     def send(number: int) -> requests.Response:
         body = push_body(commit_for("overload", number))
