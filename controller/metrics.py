@@ -7,10 +7,13 @@ default registry is served directly.
 
 from __future__ import annotations
 
+import glob
 import os
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
                                generate_latest, multiprocess)
+from prometheus_client.metrics_core import Metric
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -72,10 +75,40 @@ TLS_CERTIFICATE_EXPIRY = Gauge(
     multiprocess_mode="mostrecent")
 
 
+# A sample file starts with the 4-byte count of bytes used, padded to 8.
+_HEADER = 8
+
+
+class _Workers:
+    """The samples of every worker in a multiprocess directory.
+
+    A worker creates its file for a kind of metric the first time it records one, and the file is
+    empty for an instant before the worker sizes it; prometheus-client's own collector fails on such a
+    file. Files only grow, so one seen empty has no samples yet and is left for the next scrape.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterable[Metric]:
+        return multiprocess.MultiProcessCollector.merge(  # type: ignore[no-untyped-call,no-any-return]
+            list(_sized(glob.glob(os.path.join(self.directory, "*.db")))), accumulate=True)
+
+
+def _sized(paths: Iterable[str]) -> Iterator[str]:
+    for path in paths:
+        try:
+            if os.stat(path).st_size >= _HEADER:
+                yield path
+        except FileNotFoundError:
+            continue  # a dead worker's live gauges, removed since the listing
+
+
 def exposition() -> tuple[bytes, str]:
     """The metrics text of this process, or of all workers when several share a directory."""
-    if os.environ.get(MULTIPROC_ENV):
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(_Workers(directory))
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST

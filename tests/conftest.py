@@ -23,6 +23,7 @@ OFFLINE_EXAMPLE = ("--store", "offline", "--gitrepos", str(EXAMPLE_GITREPOS))
 """Flags that serve the example offline store (the default of the start helpers below)."""
 
 
+@pytest.hookimpl(optionalhook=True)  # a run with -p no:xdist has no such hook
 def pytest_testnodedown(node: Any, error: object) -> None:
     """pytest-xdist, on the controller: print what a finished worker announced (the control plane's
     and the node's versions), which its own terminal-less session could not."""
