@@ -35,17 +35,31 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """Render a record as ``time level logger: message key=value ...`` for local use."""
+    """Render a record as ``time level logger: message key=value ...`` for local use.
+
+    A value that could pass for more than one field (a space, ``=``, a quote, a line break) or for
+    none (empty), or that holds a terminal control character, is written as a JSON string, as
+    logfmt readers expect.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        fields = " ".join(f"{key}={value}" for key, value in getattr(record, "fields", {}).items())
+        fields = " ".join(f"{key}={_text_value(value)}"
+                          for key, value in getattr(record, "fields", {}).items())
         line = f"{stamp} {record.levelname.lower():<7} {record.name}: {record.getMessage()}"
         if fields:
             line += " " + fields
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
+
+
+_BARE = re.compile(r"[^\s=\"\\\x00-\x1f\x7f]+")
+
+
+def _text_value(value: Any) -> str:
+    text = str(value)
+    return text if _BARE.fullmatch(text) else json.dumps(text, ensure_ascii=False)
 
 
 def configure(log_format: str, level: str = "info") -> None:
