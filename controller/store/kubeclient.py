@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 
 import yaml
+from urllib3.exceptions import InsecureRequestWarning
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
 from controller.store.select import IN_CLUSTER
+
+
+log = logging.getLogger(__name__)
 
 
 class KubeConfigError(Exception):
@@ -24,6 +30,8 @@ def api_client(source: str | None) -> client.ApiClient:
             return client.ApiClient(configuration)
         loaded: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=source)
+        if not loaded.configuration.verify_ssl:
+            _insecure(source)
         return loaded
     except ConfigException as error:
         raise KubeConfigError(f"{_name(source)}: {error}") from None
@@ -33,6 +41,14 @@ def api_client(source: str | None) -> client.ApiClient:
         # The kubernetes client reads any YAML it is given and fails inside on what is not a kubeconfig.
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise KubeConfigError(f"{_name(source)}: not a kubeconfig ({first_line})") from None
+
+
+def _insecure(source: str | None) -> None:
+    """Say once that the API server's certificate is not checked, instead of urllib3's warning on every
+    request and retry."""
+    log.warning(f"{_name(source)} sets insecure-skip-tls-verify: the API server's certificate is not "
+                "verified")
+    warnings.filterwarnings("ignore", category=InsecureRequestWarning)
 
 
 def _name(source: str | None) -> str:

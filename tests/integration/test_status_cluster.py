@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import yaml
 
 from cluster.isolation import Cluster
 from support.kube import Objects, gitrepo, secret
@@ -133,3 +134,19 @@ def test_no_gitrepo_in_the_namespace_is_said_on_stderr(fleet: Fleet) -> None:
     assert (result.returncode, result.stdout) == (0, "")
     assert result.stderr.strip().endswith(
         f"No GitRepos found in namespace {fleet.namespace} matching tier=none.")
+
+
+def test_a_kubeconfig_that_skips_tls_verification_is_said_once(fleet: Fleet, tmp_path: pathlib.Path) -> None:
+    config = yaml.safe_load(fleet.cluster.kubeconfig.read_text())
+    for entry in config["clusters"]:
+        entry["cluster"].pop("certificate-authority-data")
+        entry["cluster"]["insecure-skip-tls-verify"] = True
+    insecure = tmp_path / "insecure.kubeconfig"
+    insecure.write_text(yaml.safe_dump(config))
+
+    ran = fleet.status("--kubeconfig", str(insecure))
+
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines()[-1].startswith("6 GitRepos")
+    assert ran.stderr.count("insecure-skip-tls-verify") == 1, ran.stderr
+    assert "InsecureRequestWarning" not in ran.stderr
