@@ -9,11 +9,7 @@ from typing import Any
 from controller.cli.errors import Failure, UsageError
 from controller.settings import Settings
 from controller.store import StoreError
-from controller.store.select import StoreNotReady, open_store, wait_until_ready
-
-SYNC_SECONDS = 30.0
-FAILING_SECONDS = 5.0
-"""Give up once reading the cluster has failed for this long: a wrong token will not heal."""
+from controller.store.select import StoreNotReady, synced_once
 
 
 def run(arguments: dict[str, Any], settings: Settings) -> int:
@@ -31,13 +27,8 @@ def run(arguments: dict[str, Any], settings: Settings) -> int:
             raise UsageError(f"--header {item!r}: expected NAME=VALUE")
         headers.append((name.strip(), value.strip()))
     try:
-        store = open_store(settings)
-        store.start()
-        try:
-            wait_until_ready(store, SYNC_SECONDS, patience=FAILING_SECONDS)
+        with synced_once(settings) as store:
             report = explain(arguments["provider"], headers, body, store, settings)
-        finally:
-            store.stop()
     except (StoreError, ExplainError) as error:
         raise UsageError(str(error)) from None
     except StoreNotReady as error:

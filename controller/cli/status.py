@@ -8,7 +8,6 @@ GitRepos, then text (table, summary) or data (JSON, YAML) from the rows.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import time
@@ -30,11 +29,8 @@ from controller.fleet.urls import repo_key
 from controller.fleet.webhook_mode import WebhookMode, resolve_webhook_mode
 from controller.settings import Settings
 from controller.store import SecretUnknown, Store, StoreError, timestamp
-from controller.store.select import StoreNotReady, open_store, wait_until_ready
+from controller.store.select import StoreNotReady, synced_once
 
-SYNC_SECONDS = 30.0
-FAILING_SECONDS = 5.0
-"""Give up once reading the cluster has failed for this long: a wrong token will not heal."""
 NONE: Final = "<none>"  # kubectl's word for an empty cell
 
 COLUMNS: Final = ("NAMESPACE", "NAME", "REPO", "TRACKS", "MODE", "POLLING", "SECRET", "LAST DELIVERY",
@@ -193,17 +189,9 @@ def run(arguments: dict[str, Any], settings: Settings) -> int:
         raise UsageError(f"--selector: {error}") from None
     namespace = None if arguments.get("all_namespaces") else arguments.get("gitrepo_namespace")
     now = time.time()
-    if settings.log_level == "info":
-        # A one-shot view: the caches' progress lines would bury it; their warnings still show.
-        logging.getLogger("controller.store").setLevel(logging.WARNING)
     try:
-        store = open_store(settings)
-        store.start()
-        try:
-            wait_until_ready(store, SYNC_SECONDS, patience=FAILING_SECONDS)
+        with synced_once(settings) as store:
             view = _view(store, settings, namespace, requirements, now)
-        finally:
-            store.stop()
     except SecretUnknown as error:
         raise Failure(f"webhook mode cannot be told: {error}") from None
     except StoreError as error:

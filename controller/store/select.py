@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from controller.logs import fields
 from controller.settings import Settings
@@ -96,3 +97,29 @@ def wait_until_ready(store: Store, seconds: float, patience: float | None = None
             raise StoreNotReady(f"{store.description}: not ready after {now - started:.0f}s: {reason} "
                                 f"({detail})")
         time.sleep(0.05)
+
+
+ONE_SHOT_SECONDS = 30.0
+"""How long a command line waits for the caches to sync at most."""
+ONE_SHOT_PATIENCE = 5.0
+"""How long a command line lets reading the cluster keep failing before it gives up."""
+
+
+@contextmanager
+def synced_once(settings: Settings) -> Iterator[Store]:
+    """The store of a one-shot command (``status``, ``explain``), synced, stopped on leaving.
+
+    At the default log level the caches' progress lines and their failures are not logged: the
+    command either prints its view or fails naming the last failure (StoreNotReady). Other warnings
+    (an insecure kubeconfig, the offline store chosen over a cluster) still show.
+    """
+    if settings.log_level == "info":
+        logging.getLogger("controller.store").setLevel(logging.WARNING)
+        logging.getLogger("controller.store.reflector").setLevel(logging.ERROR)
+    store = open_store(settings)
+    store.start()
+    try:
+        wait_until_ready(store, ONE_SHOT_SECONDS, patience=ONE_SHOT_PATIENCE)
+        yield store
+    finally:
+        store.stop()
