@@ -27,14 +27,11 @@ def run(arguments: dict[str, Any], settings: Settings) -> int:
 
 
 def _inject(arguments: dict[str, Any], settings: Settings) -> int:
-    from controller.store.kubeapi import KubeApi
-    from controller.store.kubeclient import KubeConfigError, api_client
-    from controller.store.select import cluster_config_source
+    from controller.store.select import command_api
     ca_pem = issue.read_ca(arguments.get("ca") or os.path.join(arguments["out"], issue.CA_FILE))
     try:
-        source = cluster_config_source(settings.kubeconfig, os.environ, os.path.expanduser("~"))
-        api = KubeApi(api_client(source))
-    except (KubeConfigError, StoreError) as error:
+        api = command_api(settings)
+    except StoreError as error:
         raise UsageError(str(error)) from None
     try:
         lines = inject_ca_bundle(api, ca_pem)

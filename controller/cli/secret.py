@@ -13,7 +13,6 @@ and through the admission webhook, which checks the result like any other write.
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -75,12 +74,10 @@ def _rotation(arguments: dict[str, Any]) -> tuple[Provider, timedelta]:
 
 
 def _api(settings: Settings) -> KubeApi:
-    from controller.store.kubeclient import KubeConfigError, api_client
-    from controller.store.select import cluster_config_source
+    from controller.store.select import command_api
     try:
-        source = cluster_config_source(settings.kubeconfig, os.environ, os.path.expanduser("~"))
-        return KubeApi(api_client(source))
-    except (KubeConfigError, StoreError) as error:
+        return command_api(settings)
+    except StoreError as error:
         raise UsageError(str(error)) from None
 
 

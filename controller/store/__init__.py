@@ -64,6 +64,10 @@ class Store(Protocol):
         """Why reading the cluster last failed, in full ("" when it did not): for the operator's
         command line, never for ``/readyz``, which the internet may reach."""
 
+    def unanswered(self, timeout: float) -> str:
+        """Why the cluster does not answer one cheap request within ``timeout`` seconds ("" when it
+        does, or there is none): lets a command line fail fast on a silent API server."""
+
     def gitrepos(self) -> Sequence[GitRepo]:
         """Every GitRepo, across namespaces."""
 

@@ -62,10 +62,11 @@ class KubeStore:
         self._started = False
 
     @classmethod
-    def connect(cls, settings: Settings, source: str, per_gitrepo_secrets: bool = True) -> KubeStore:
-        """Load the client configuration (no connection, no thread yet)."""
+    def connect(cls, settings: Settings, source: str, per_gitrepo_secrets: bool = True,
+                one_shot: bool = False) -> KubeStore:
+        """Load the client configuration (no connection, no thread yet); ``one_shot`` for a command line."""
         try:
-            client = api_client(source)
+            client = api_client(source, one_shot)
         except KubeConfigError as error:
             raise StoreError(str(error)) from None
         return cls(KubeApi(client), settings, source, per_gitrepo_secrets)
@@ -110,6 +111,14 @@ class KubeStore:
     def problem(self) -> str:
         """The GitRepo cache's last failure, while it has not synced."""
         return "" if self._gitrepo_reflector.synced.is_set() else self._gitrepo_reflector.problem
+
+    def unanswered(self, timeout: float) -> str:
+        """The API server's version endpoint, which every user may read: any HTTP answer will do."""
+        try:
+            self.api.request("GET", "/version", timeout=timeout)
+        except ApiError as error:
+            return str(error) if error.status == 0 else ""
+        return ""
 
     def gitrepos(self) -> Sequence[GitRepo]:
         """Every cached GitRepo."""

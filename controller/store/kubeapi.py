@@ -107,7 +107,18 @@ class KubeApi:
         except ApiException as error:
             raise ApiError(error.status or 0, str(error.reason or error)) from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
+            if _caused_by(error, urllib3.exceptions.ReadTimeoutError):
+                raise ApiError(0, f"the API server did not answer within {timeout[1]:g}s") from None
             raise ApiError(0, f"the API server cannot be reached: {_root_cause(error)}") from None
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kind) or isinstance(getattr(seen, "reason", None), kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _root_cause(error: BaseException) -> str:

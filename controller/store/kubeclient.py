@@ -7,6 +7,7 @@ import os
 import warnings
 
 import yaml
+from urllib3 import Retry
 from urllib3.exceptions import InsecureRequestWarning
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
@@ -21,18 +22,21 @@ class KubeConfigError(Exception):
     """No usable cluster configuration; the message names the source and the problem."""
 
 
-def api_client(source: str | None) -> client.ApiClient:
-    """An ApiClient for ``source``: a kubeconfig path, ``in-cluster``, or None for the default kubeconfig."""
+def api_client(source: str | None, one_shot: bool = False) -> client.ApiClient:
+    """An ApiClient for ``source``: a kubeconfig path, ``in-cluster``, or None for the default kubeconfig.
+
+    ``one_shot`` is for a command line: a request that got no answer within its timeout is not sent
+    again (urllib3 would, three times), so a silent API server is reported after one timeout.
+    """
+    configuration = client.Configuration()
     try:
         if source == IN_CLUSTER:
-            configuration = client.Configuration()
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            return client.ApiClient(configuration)
-        loaded: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=source)
-        if not loaded.configuration.verify_ssl:
-            _insecure(source)
-        return loaded
+        else:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=source, client_configuration=configuration)
+            if not configuration.verify_ssl:
+                _insecure(source)
     except ConfigException as error:
         raise KubeConfigError(f"{_name(source)}: {error}") from None
     except OSError as error:
@@ -41,6 +45,9 @@ def api_client(source: str | None) -> client.ApiClient:
         # The kubernetes client reads any YAML it is given and fails inside on what is not a kubeconfig.
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise KubeConfigError(f"{_name(source)}: not a kubeconfig ({first_line})") from None
+    if one_shot:
+        configuration.retries = Retry(total=3, read=0, redirect=0)
+    return client.ApiClient(configuration)
 
 
 def _insecure(source: str | None) -> None:

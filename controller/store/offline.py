@@ -101,6 +101,10 @@ class OfflineStore:
         """Nothing to fail."""
         return ""
 
+    def unanswered(self, timeout: float) -> str:
+        """No cluster to ask."""
+        return ""
+
     def gitrepos(self) -> Sequence[GitRepo]:
         """Every GitRepo."""
         return self._index.all()

@@ -7,11 +7,15 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from controller.logs import fields
 from controller.settings import Settings
 from controller.store import Store, StoreError
 from controller.store.offline import OfflineStore
+
+if TYPE_CHECKING:
+    from controller.store.kubeapi import KubeApi
 
 
 log = logging.getLogger(__name__)
@@ -42,11 +46,13 @@ def cluster_config_source(kubeconfig: str | None, environ: Mapping[str, str], ho
     return default if os.path.exists(default) else None
 
 
-def open_store(settings: Settings, role: str = "receiver", environ: Mapping[str, str] | None = None) -> Store:
+def open_store(settings: Settings, role: str = "receiver", environ: Mapping[str, str] | None = None,
+               one_shot: bool = False) -> Store:
     """The store ``settings`` ask for; raises StoreError naming the file or config that is wrong.
 
     ``role`` is the listener: only the receiver watches the Secrets GitRepos name (it verifies
-    deliveries); the admission server needs the global Secret alone.
+    deliveries); the admission server needs the global Secret alone. ``one_shot`` is for a command
+    line (see :func:`~controller.store.kubeclient.api_client`).
     """
     environ = os.environ if environ is None else environ
     if settings.store == "kubernetes" and settings.gitrepos:
@@ -73,7 +79,19 @@ def open_store(settings: Settings, role: str = "receiver", environ: Mapping[str,
                         "(pass --gitrepos FILE, or a cluster with --kubeconfig)")
         return store
     from controller.store.kube import KubeStore
-    return KubeStore.connect(settings, source, per_gitrepo_secrets=role != "admission")
+    return KubeStore.connect(settings, source, per_gitrepo_secrets=role != "admission", one_shot=one_shot)
+
+
+def command_api(settings: Settings) -> KubeApi:
+    """The cluster of a command that writes or reads a few objects directly (``certs inject``,
+    ``secret``); raises StoreError when none is configured or its kubeconfig is wrong."""
+    from controller.store.kubeapi import KubeApi
+    from controller.store.kubeclient import KubeConfigError, api_client
+    try:
+        source = cluster_config_source(settings.kubeconfig, os.environ, os.path.expanduser("~"))
+        return KubeApi(api_client(source, one_shot=True))
+    except KubeConfigError as error:
+        raise StoreError(str(error)) from None
 
 
 class StoreNotReady(Exception):
@@ -116,7 +134,10 @@ def synced_once(settings: Settings) -> Iterator[Store]:
     if settings.log_level == "info":
         logging.getLogger("controller.store").setLevel(logging.WARNING)
         logging.getLogger("controller.store.reflector").setLevel(logging.ERROR)
-    store = open_store(settings)
+    store = open_store(settings, one_shot=True)
+    unanswered = store.unanswered(ONE_SHOT_PATIENCE)
+    if unanswered:
+        raise StoreNotReady(f"{store.description}: {unanswered}")
     store.start()
     try:
         wait_until_ready(store, ONE_SHOT_SECONDS, patience=ONE_SHOT_PATIENCE)

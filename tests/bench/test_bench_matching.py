@@ -173,6 +173,9 @@ class NoWriteStore:
     def problem(self) -> str:
         return ""
 
+    def unanswered(self, timeout: float) -> str:
+        return ""
+
     def gitrepos(self) -> Sequence[GitRepo]:
         return self.index.all()
 

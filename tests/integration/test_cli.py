@@ -164,14 +164,42 @@ def test_certs_inject_against_an_unreachable_api_server_is_a_runtime_failure(
 @pytest.mark.parametrize("command", [("status",), ("explain", "--provider", "github", "--payload", "{ref}")])
 def test_a_command_reading_an_unreachable_cluster_gives_up_soon_and_says_why(
         tmp_path: pathlib.Path, command: tuple[str, ...]) -> None:
-    """Not after 30 s with "cache not synced" only: once reading has failed for 5 s, with the cause, and
-    at the default log level without the caches' own failure lines before it."""
+    """Not after 30 s with "cache not synced" only: at once, with the cause, and at the default log level
+    without the caches' own failure lines before it."""
     kubeconfig = _unreachable_kubeconfig(tmp_path)
     (tmp_path / "push.json").write_text('{"ref": "refs/heads/main"}')
     arguments = [argument.format(ref=tmp_path / "push.json") for argument in command]
     result = _run(*arguments, "--kubeconfig", str(kubeconfig))
-    _assert_one_line_error(result, 1, "GitRepo cache not synced yet",
-                           "last failure: the API server cannot be reached")
+    _assert_one_line_error(result, 1, f"kubernetes ({kubeconfig}",
+                           "the API server cannot be reached: Connection refused")
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    pytest.param(("status", "-A"), "the API server did not answer within 5s", id="status"),
+    pytest.param(("secret", "status"), "Secret cattle-fleet-system/gitjob-webhook: the API server did not "
+                 "answer within 10s", id="secret-status"),
+    pytest.param(("certs", "inject", "--ca", "{ca}"),
+                 "MutatingWebhookConfiguration gitjob-webhook-admission: the API server did not answer "
+                 "within 10s",
+                 id="certs-inject"),
+])
+def test_a_command_against_a_silent_api_server_gives_up_after_one_timeout(
+        fault_proxy: FaultProxy, dev_certs: pathlib.Path, command: tuple[str, ...], expected: str) -> None:
+    """An API server that accepts the connection and never answers: one request timeout, not four
+    (urllib3 sends a timed-out GET again three times), and the error says so."""
+    fault_proxy.delay("*", "", seconds=600)
+    arguments = [argument.format(ca=dev_certs / "ca.crt") for argument in command]
+    result = _run(*arguments, "--kubeconfig", str(fault_proxy.kubeconfig))
+    _assert_one_line_error(result, 1, expected)
+
+
+def test_status_with_a_token_the_api_server_refuses_names_the_refusal(
+        cluster: Cluster, tmp_path: pathlib.Path) -> None:
+    """The server answers (its /version is public), so status waits for the caches and gives up once
+    listing has failed for 5 s, naming the answer."""
+    kubeconfig = cluster.control_plane.write_kubeconfig(tmp_path / "kubeconfig", token="not-a-token")
+    result = _run("status", "-A", "--kubeconfig", str(kubeconfig))
+    _assert_one_line_error(result, 1, "GitRepo cache not synced yet", "last failure: 401")
 
 
 @pytest.mark.parametrize(("arguments", "expected"), [
