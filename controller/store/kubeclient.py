@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import warnings
+from collections.abc import Callable
 
 import yaml
 from urllib3 import Retry
@@ -45,9 +47,27 @@ def api_client(source: str | None, one_shot: bool = False) -> client.ApiClient:
         # The kubernetes client reads any YAML it is given and fails inside on what is not a kubeconfig.
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise KubeConfigError(f"{_name(source)}: not a kubeconfig ({first_line})") from None
+    _check_tls_files(configuration, source)
     if one_shot:
         configuration.retries = Retry(total=3, read=0, redirect=0)
     return client.ApiClient(configuration)
+
+
+def _check_tls_files(configuration: client.Configuration, source: str | None) -> None:
+    """Load the certificate authority and the client certificate now: a bad one is the kubeconfig's
+    fault, not the network's (urllib3 would report it on every request as a connection failure)."""
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("certificate-authority", lambda: ssl.create_default_context(cafile=configuration.ssl_ca_cert))]
+    cert_file, key_file = configuration.cert_file, configuration.key_file
+    if cert_file:
+        steps.append(("client-certificate/client-key",
+                      lambda: ssl.create_default_context().load_cert_chain(str(cert_file), key_file)))
+    for what, load in steps:
+        try:
+            load()
+        except (ssl.SSLError, OSError) as error:
+            reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
+            raise KubeConfigError(f"{_name(source)}: its {what} cannot be used ({reason})") from None
 
 
 def _insecure(source: str | None) -> None:

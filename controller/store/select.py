@@ -25,6 +25,10 @@ IN_CLUSTER = "in-cluster"
 IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
+NO_CLUSTER = ("no cluster configured (no --kubeconfig, no in-cluster service account, no $KUBECONFIG or "
+              "~/.kube/config)")
+
+
 def cluster_config_source(kubeconfig: str | None, environ: Mapping[str, str], home: str) -> str | None:
     """Where cluster access would come from: a kubeconfig path, ``in-cluster``, or None.
 
@@ -62,8 +66,7 @@ def open_store(settings: Settings, role: str = "receiver", environ: Mapping[str,
     source = None if settings.store == "offline" or explicit_file else \
         cluster_config_source(settings.kubeconfig, environ, os.path.expanduser("~"))
     if settings.store == "kubernetes" and source is None:
-        raise StoreError("--store kubernetes: no cluster configured (no --kubeconfig, no in-cluster "
-                         "service account, no $KUBECONFIG or ~/.kube/config)")
+        raise StoreError(f"--store kubernetes: {NO_CLUSTER}")
     if source is None:
         try:
             configured = cluster_config_source(settings.kubeconfig, environ, os.path.expanduser("~")) \
@@ -87,8 +90,10 @@ def command_api(settings: Settings) -> KubeApi:
     ``secret``); raises StoreError when none is configured or its kubeconfig is wrong."""
     from controller.store.kubeapi import KubeApi
     from controller.store.kubeclient import KubeConfigError, api_client
+    source = cluster_config_source(settings.kubeconfig, os.environ, os.path.expanduser("~"))
+    if source is None:
+        raise StoreError(NO_CLUSTER)
     try:
-        source = cluster_config_source(settings.kubeconfig, os.environ, os.path.expanduser("~"))
         return KubeApi(api_client(source, one_shot=True))
     except KubeConfigError as error:
         raise StoreError(str(error)) from None

@@ -174,6 +174,15 @@ def test_a_command_reading_an_unreachable_cluster_gives_up_soon_and_says_why(
                            "the API server cannot be reached: Connection refused")
 
 
+@pytest.mark.parametrize("command", [
+    ("status", "--store", "kubernetes"), ("secret", "status"), ("certs", "inject", "--ca", "{ca}")])
+def test_a_cluster_command_without_any_cluster_configured_says_so(
+        dev_certs: pathlib.Path, command: tuple[str, ...]) -> None:
+    """No --kubeconfig, no $KUBECONFIG, no ~/.kube/config, not in a pod: not "invalid kube-config"."""
+    result = _run(*[argument.format(ca=dev_certs / "ca.crt") for argument in command])
+    _assert_one_line_error(result, 2, "no cluster configured (no --kubeconfig")
+
+
 @pytest.mark.parametrize(("command", "expected"), [
     pytest.param(("status", "-A"), "the API server did not answer within 5s", id="status"),
     pytest.param(("secret", "status"), "Secret cattle-fleet-system/gitjob-webhook: the API server did not "

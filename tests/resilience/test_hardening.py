@@ -554,6 +554,29 @@ def test_a_file_that_is_not_a_kubeconfig_is_one_line(tmp_path: pathlib.Path, tex
     assert result.stderr.count("\n") == 1 and str(not_a_kubeconfig) in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize(("credentials", "named"), [
+    ({"cluster": {"certificate-authority-data": "bm90IGEgY2VydA=="}},
+     "its certificate-authority cannot be used"),
+    ({"user": {"client-certificate-data": "bm90IGEgY2VydA==", "client-key-data": "bm90IGEga2V5"}},
+     "its client-certificate/client-key cannot be used"),
+])
+@pytest.mark.parametrize("command", [("status",), ("secret", "status")])
+def test_a_kubeconfig_whose_tls_material_is_not_pem_is_named_as_such(
+        tmp_path: pathlib.Path, credentials: dict[str, dict[str, str]], named: str,
+        command: tuple[str, ...]) -> None:
+    """Not "the API server cannot be reached: [X509] PEM lib", which sends one to debug the network."""
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
+              "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1",
+                                                     **credentials.get("cluster", {})}}],
+              "users": [{"name": "u", "user": credentials.get("user", {"token": "t"})}],
+              "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    result = _gitjob_webhook(*command, "--kubeconfig", str(kubeconfig))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and f"{kubeconfig}: {named}" in result.stderr, result.stderr
+
+
 def test_the_offline_file_cannot_go_with_the_kubernetes_store() -> None:
     result = _gitjob_webhook("serve", "receiver", "--store", "kubernetes",
                              "--gitrepos", str(EXAMPLE_GITREPOS))
