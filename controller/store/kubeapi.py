@@ -17,6 +17,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from controller.fleet.gitrepos import API_VERSION, PLURAL
+from controller.logs import safe
 
 JsonObject = dict[str, Any]
 
@@ -82,9 +83,11 @@ class KubeApi:
             raise _error(response.status, data, response.headers)
         try:
             decoded = json.loads(data) if data else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ApiError(response.status, "the answer is not JSON") from None
-        return decoded if isinstance(decoded, dict) else {"value": decoded}
+        if not isinstance(decoded, dict):
+            raise ApiError(response.status, "the answer is not a JSON object")
+        return decoded
 
     def stream(self, path: str, query: Sequence[tuple[str, Any]], read_timeout: float) -> Any:
         """Open a streaming GET (a watch); returns the urllib3 response, to be read and released."""
@@ -139,8 +142,9 @@ def _error(status: int, data: bytes | None, headers: Any) -> ApiError:
     reason = ""
     try:
         body = json.loads(data or b"{}")
-        reason = str(body.get("message") or body.get("reason") or "")
-    except (ValueError, AttributeError):
+        # The server's words reach a terminal and logs: printable, one line, cut short.
+        reason = safe(str(body.get("message") or body.get("reason") or ""), 300) or ""
+    except (ValueError, AttributeError, RecursionError):
         pass
     retry_after = None
     try:

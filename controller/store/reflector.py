@@ -161,7 +161,10 @@ class Reflector(Generic[T]):
         while True:
             body = self.api.request("GET", self.collection.path, timeout=60,
                                     query=self.collection.query(limit=PAGE_SIZE, **{"continue": token}))
-            items.extend(self.convert(item) for item in body.get("items") or [] if isinstance(item, dict))
+            page = body.get("items")
+            if not isinstance(page, list):  # an empty collection is "items": [], never absent
+                raise ApiError(0, f"the answer to listing {self.collection.path} is not a list")
+            items.extend(self.convert(item) for item in page if isinstance(item, dict))
             token = (body.get("metadata") or {}).get("continue")
             if not token:
                 break
@@ -180,6 +183,8 @@ class Reflector(Generic[T]):
         try:
             for event in _lines(response):
                 kind, obj = event.get("type"), event.get("object") or {}
+                if not isinstance(obj, dict):
+                    raise ValueError("a watch event's object is not a JSON object")
                 if kind == "ERROR":
                     if obj.get("code") == 410:
                         raise Expired()
@@ -211,9 +216,20 @@ def _lines(response: Any) -> Iterator[dict[str, Any]]:
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)
             if line.strip():
-                yield json.loads(line)
+                yield _event(line)
     if pending.strip():
-        yield json.loads(pending)
+        yield _event(pending)
+
+
+def _event(line: bytes) -> dict[str, Any]:
+    """One watch event; ValueError when the line is not one (the watch then counts as failing)."""
+    try:
+        event = json.loads(line)
+    except RecursionError:
+        raise ValueError("a watch event nests too deep") from None
+    if not isinstance(event, dict):
+        raise ValueError("a watch event is not a JSON object")
+    return event
 
 
 def _describe(error: BaseException) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import http.server
 import json
 import os
 import pathlib
@@ -18,6 +19,7 @@ import socket
 import struct
 import subprocess
 import termios
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -575,6 +577,58 @@ def test_a_kubeconfig_whose_tls_material_is_not_pem_is_named_as_such(
     result = _gitjob_webhook(*command, "--kubeconfig", str(kubeconfig))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and f"{kubeconfig}: {named}" in result.stderr, result.stderr
+
+
+class _Impostor(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with the server's ``answer``: what a broken proxy or an impostor might send."""
+
+    def do_GET(self) -> None:
+        status, body = self.server.answer  # type: ignore[attr-defined]
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _status_body(message: str) -> bytes:
+    return json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
+                       "reason": "Unauthorized", "code": 401}).encode()
+
+
+@pytest.mark.parametrize(("answer", "named"), [
+    pytest.param((401, _status_body("Unauthorized \x1b[31m red\nsecond line")),
+                 "401 Unauthorized ?[31m red?second", id="control-characters"),
+    pytest.param((401, _status_body("A" * 2_000_000)), "401 " + "A" * 300 + "…", id="two-megabytes"),
+    pytest.param((200, b'{"kind": "GitRepoList", "items": ' + b"[" * 100_000), "200 the answer is not JSON",
+                 id="nested-too-deep"),
+    pytest.param((200, b"[1, 2]"), "200 the answer is not a JSON object", id="not-an-object"),
+    pytest.param((200, b'{"kind": "Status"}'), "is not a list", id="not-a-list"),
+])
+def test_what_an_api_server_answers_never_breaks_the_one_line_error(
+        tmp_path: pathlib.Path, answer: tuple[int, bytes], named: str) -> None:
+    """The server's words are printable, cut short and on the error's one line; an answer that is not
+    a list is a failure (exit 1), not an empty cluster."""
+    impostor = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Impostor)
+    impostor.answer = answer  # type: ignore[attr-defined]
+    threading.Thread(target=impostor.serve_forever, daemon=True).start()
+    try:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{impostor.server_port}"}}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+        result = _gitjob_webhook("status", "--kubeconfig", str(kubeconfig))
+    finally:
+        impostor.shutdown()
+        impostor.server_close()
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1 and len(result.stderr) < 1000, result.stderr[-2000:]
+    assert named in result.stderr and "\x1b" not in result.stderr, result.stderr
 
 
 def test_the_offline_file_cannot_go_with_the_kubernetes_store() -> None:
