@@ -54,12 +54,18 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-_BARE = re.compile(r"[^\s=\"\\\x00-\x1f\x7f]+")
+# Characters a terminal or a line reader acts on: C0 and C1 controls, DEL, the Unicode line and
+# paragraph separators, and the bidirectional overrides and isolates.
+_CONTROL = "\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_BARE = re.compile(f"[^\\s=\"\\\\{_CONTROL}]+")
+_ESCAPE = re.compile(f"[{_CONTROL}]")
 
 
 def _text_value(value: Any) -> str:
     text = str(value)
-    return text if _BARE.fullmatch(text) else json.dumps(text, ensure_ascii=False)
+    if _BARE.fullmatch(text):
+        return text
+    return _ESCAPE.sub(lambda found: f"\\u{ord(found[0]):04x}", json.dumps(text, ensure_ascii=False))
 
 
 def configure(log_format: str, level: str = "info") -> None:

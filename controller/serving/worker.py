@@ -26,7 +26,7 @@ from typing import Any
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from controller.logs import safe
+from controller.logs import fields, safe
 from controller.serving.arrivals import RequestLimits, is_client_error, parse_error_status, plain_answer
 from controller.serving.reading import PROBE_THREADS, MainLoopReading
 
@@ -123,7 +123,9 @@ class BufferingWorker(MainLoopReading, ThreadWorker):  # type: ignore[misc]
             return
         status, code = parse_error_status(exc)
         problem = safe(str(exc), 200) or type(exc).__name__
-        self.log.warning(f"refused a malformed request from {(addr or ('?',))[0]}: {problem}")
+        # What the client sent goes in a field, never in the message: a text log quotes fields.
+        self.log.warning("refused a malformed request", extra=fields(
+            remote=str((addr or ("?",))[0]), status=status, problem=problem))
         try:
             client.sendall(plain_answer(status, code, f"the request is malformed: {problem}"))
         except OSError:

@@ -501,6 +501,21 @@ def test_what_gunicorn_refuses_is_answered_in_json_and_cut_short(open_receiver: 
     assert not [line for line in open_receiver.log().splitlines() if len(line) > 1000]
 
 
+def test_what_a_refused_request_sent_is_logged_in_a_field_not_in_the_message(
+        open_receiver: service.Service) -> None:
+    """Fields are quoted in the text log (tests/unit/test_logs.py); the message is not."""
+    with socket.create_connection(("127.0.0.1", _port(open_receiver.receiver)), timeout=10) as connection:
+        connection.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nlevel=error status=200 remote=10.6.6.6 x: y\r\n"
+                           b"Content-Length: 0\r\n\r\n")
+        assert connection.recv(4096).startswith(b"HTTP/1.1 400")
+    entry = wait_for(lambda: next((json.loads(line) for line in open_receiver.log().splitlines()
+                                   if "refused a malformed request" in line), None),
+                     message="the refusal logged")
+    assert entry["msg"] == "refused a malformed request"
+    assert (entry["remote"], entry["status"]) == ("127.0.0.1", 400)
+    assert "remote=10.6.6.6" in entry["problem"]
+
+
 def test_chunk_extensions_and_trailers_as_the_rfc_allows_are_served(open_receiver: service.Service) -> None:
     with socket.create_connection(("127.0.0.1", _port(open_receiver.receiver)), timeout=10) as connection:
         connection.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: ping\r\nConnection: close\r\n"

@@ -20,6 +20,10 @@ from controller.logs import TextFormatter, fields
     ("back\\slash", '"back\\\\slash"'),
     ("", '""'),
     ("\x1b[31mred", '"\\u001b[31mred"'),
+    ("x\x9b2J", '"x\\u009b2J"'),
+    ("del\x7f", '"del\\u007f"'),
+    ("a\u2028b", '"a\\u2028b"'),
+    ("evil\u202etxt.exe", '"evil\\u202etxt.exe"'),
     ("ünïcode", "ünïcode"),
 ])
 def test_text_log_values_are_one_field_each(value: object, written: str) -> None:
