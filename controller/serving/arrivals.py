@@ -28,7 +28,6 @@ _PARSE_ERRORS = ((LimitRequestLine, 414, "uri-too-long"), (LimitRequestHeaders, 
                  (ExpectationFailed, 417, "expectation-failed"), (ForbiddenProxyRequest, 403, "forbidden"))
 """gunicorn's parser errors that are not a plain 400, with the status gunicorn gives them."""
 _PROBE_PATHS = {b"/healthz": "probe", b"/readyz": "probe", b"/metrics": "scrape"}
-_PROBE_PATHS = {b"/healthz": "probe", b"/readyz": "probe", b"/metrics": "scrape"}
 
 
 @dataclass(frozen=True)
