@@ -46,6 +46,8 @@ def create_app(settings: Settings, store: Store) -> Flask:
             raise
         if not reply.authenticated:
             failures.spend(source)
+        # The request's log line names the delivery as the answer does (Azure DevOps: the body's id).
+        g.delivery_id = safe(reply.body.get("delivery")) or g.delivery_id
         response = jsonify(reply.body)
         response.status_code = reply.status
         response.headers.update(reply.headers)

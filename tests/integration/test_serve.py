@@ -157,21 +157,34 @@ def test_metrics_add_up_across_several_workers(
     assert f"{posts} {sent}.0" in text
 
 
+def _post_log_line(receiver: service.Service) -> dict[str, Any] | None:
+    """The log line of the first POST the receiver answered."""
+    for line in receiver.log().splitlines():
+        entry: dict[str, Any] = json.loads(line)
+        if entry.get("msg") == "request" and entry.get("method") == "POST":
+            return entry
+    return None
+
+
 def test_every_request_is_one_json_log_line_with_the_delivery_id(
     receiver: service.Service, payload: Callable[[str], bytes]
 ) -> None:
     _github_push(receiver.receiver, payload("github/push.json"))
-
-    def request_line() -> dict[str, Any] | None:
-        for line in receiver.log().splitlines():
-            entry: dict[str, Any] = json.loads(line)
-            if entry.get("msg") == "request" and entry.get("method") == "POST":
-                return entry
-        return None
-
-    entry = wait_for(request_line, message="the request log line")
+    entry = wait_for(lambda: _post_log_line(receiver), message="the request log line")
     assert entry["path"] == "/" and entry["status"] == 200 and entry["delivery"] == "d-1"
     assert isinstance(entry["duration_ms"], float)
+
+
+def test_the_request_line_names_the_delivery_as_the_answer_does(
+    receiver: service.Service, payload: Callable[[str], bytes]
+) -> None:
+    """Azure DevOps: the body's notification id, not the X-Vss-ActivityId header."""
+    answer = requests.post(receiver.receiver, data=payload("azuredevops/git.push.json"),
+                           auth=("user", "pass123"), timeout=5,
+                           headers={"Content-Type": "application/json", "X-Vss-ActivityId": "try-1"})
+    assert answer.status_code == 200 and answer.json()["delivery"] == "03c164c2-8912-4d5e-8009-3707d5f83734"
+    entry = wait_for(lambda: _post_log_line(receiver), message="the request log line")
+    assert entry["delivery"] == answer.json()["delivery"]
 
 
 def test_sigterm_lets_an_in_flight_request_finish(
