@@ -78,6 +78,8 @@ class AzureDevOps:
     key_pairs: tuple[tuple[str, ...], ...] = (("azure-username", "azure-password"),)
     unauthenticated_allowed: bool = True
     any_host: bool = False
+    proof: str = "Basic authentication"
+    """What the delivery carries that a key must match, for messages."""
     owned_hosts: tuple[str, ...] = (AZURE_HOST,)
     key_aliases: tuple[tuple[str, str], ...] = (
         ("azureuser", "azure-username"), ("azureusername", "azure-username"),

@@ -208,6 +208,11 @@ class Provider(Protocol):
         ...
 
     @property
+    def proof(self) -> str:
+        """What a delivery carries that a key of the Secret must match (``signature``), for messages."""
+        ...
+
+    @property
     def signature(self) -> str:
         """How a delivery is authenticated, in words, for messages and documentation."""
         ...

@@ -95,6 +95,8 @@ class BitbucketCloud:
     key_pairs: tuple[tuple[str, ...], ...] = ()
     unauthenticated_allowed: bool = True
     any_host: bool = False
+    proof: str = "signature"
+    """What the delivery carries that a key must match, for messages."""
     owned_hosts: tuple[str, ...] = ("bitbucket.org",)
     key_aliases: tuple[tuple[str, str], ...] = (("bitbucketcloud", "bitbucket"),)
     nicknames: tuple[str, ...] = ()

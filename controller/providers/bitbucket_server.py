@@ -66,6 +66,8 @@ class BitbucketServer:
     key_pairs: tuple[tuple[str, ...], ...] = ()
     unauthenticated_allowed: bool = True
     any_host: bool = False
+    proof: str = "signature"
+    """What the delivery carries that a key must match, for messages."""
     owned_hosts: tuple[str, ...] = ()
     key_aliases: tuple[tuple[str, str], ...] = (
         ("bitbucketdatacenter", "bitbucket-server"), ("bitbucketdc", "bitbucket-server"),

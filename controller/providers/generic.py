@@ -44,6 +44,8 @@ class Generic:
     key_pairs: tuple[tuple[str, ...], ...] = ()
     unauthenticated_allowed: bool = False
     any_host: bool = True
+    proof: str = "signature"
+    """What the delivery carries that a key must match, for messages."""
     owned_hosts: tuple[str, ...] = ()
     key_aliases: tuple[tuple[str, str], ...] = ()
     nicknames: tuple[str, ...] = ()

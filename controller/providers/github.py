@@ -65,6 +65,8 @@ class GitHub:
     key_pairs: tuple[tuple[str, ...], ...] = ()
     unauthenticated_allowed: bool = True
     any_host: bool = False
+    proof: str = "signature"
+    """What the delivery carries that a key must match, for messages."""
     owned_hosts: tuple[str, ...] = ("github.com",)
     key_aliases: tuple[tuple[str, str], ...] = ()
     nicknames: tuple[str, ...] = ()

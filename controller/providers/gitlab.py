@@ -91,6 +91,8 @@ class GitLab:
     key_pairs: tuple[tuple[str, ...], ...] = ()
     unauthenticated_allowed: bool = True
     any_host: bool = False
+    proof: str = "signature or token"
+    """What the delivery carries that a key must match, for messages."""
     owned_hosts: tuple[str, ...] = ("gitlab.com",)
     key_aliases: tuple[tuple[str, str], ...] = ()
     nicknames: tuple[str, ...] = ()

@@ -39,6 +39,8 @@ class GogsFamily:
     where_to_set: str = "the repository → Settings → Webhooks → your hook → Secret"
     unauthenticated_allowed: bool = True
     any_host: bool = False
+    proof: str = "signature"
+    """What the delivery carries that a key must match, for messages."""
 
     @property
     def identified_by(self) -> str:

@@ -88,7 +88,7 @@ class Verdict:
             return "its webhook-timestamp is more than 5 minutes from now (a replay, or a clock far off)"
         if self.result is Verification.NO_V1_SIGNATURE:
             return "its webhook-signature has no v1 entry"
-        return f"the signature does not match the {keys} key of {whose}"
+        return f"the delivery's {provider.proof} does not match the {keys} key of {whose}"
 
 
 class ExpiredKeys:

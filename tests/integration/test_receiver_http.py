@@ -230,7 +230,8 @@ def test_a_signature_changed_by_one_character_is_401_and_writes_nothing(shared: 
     wait_for(lambda: '"status": 401' in shared.log(), timeout=10, message="the 401's request log line")
     (line,) = [json.loads(line) for line in shared.log().splitlines()
                if '"status": 401' in line and "signature does not match" in line][-1:]
-    assert line["problem"].startswith("github delivery not authenticated: the signature does not match")
+    assert line["problem"].startswith(
+        "github delivery not authenticated: the delivery's signature does not match")
 
     # Had the refused delivery written the commit, this one would find sample-app already current.
     accepted = _github(shared.receiver, data, signature=good)

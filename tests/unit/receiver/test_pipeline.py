@@ -49,6 +49,25 @@ def test_a_missing_signature_header_is_401_when_a_secret_applies(make_receiver: 
     assert _webhook_commit(store) == ""
 
 
+@pytest.mark.parametrize(("headers", "keys", "named"), [
+    pytest.param({"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + "0" * 64},
+                 {"github": GOOD_SECRET}, "the delivery's signature does not match the 'github' key",
+                 id="github"),
+    pytest.param({"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "wrong"}, {"gitlab": GOOD_SECRET},
+                 "the delivery's signature or token does not match the 'gitlab' or 'gitlab-signing' key",
+                 id="gitlab"),
+    pytest.param({"X-Vss-ActivityId": "a-1", "Authorization": "Basic d3Jvbmc6d3Jvbmc="},
+                 {"azure-username": "user", "azure-password": GOOD_SECRET},
+                 "the delivery's Basic authentication does not match", id="azure-devops"),
+])
+def test_a_401_names_what_the_provider_sends(
+        make_receiver: MakeReceiver, headers: dict[str, str], keys: dict[str, str], named: str) -> None:
+    """A GitLab token is not a signature: the operator looks for the right setting."""
+    receiver, _ = make_receiver([gitrepo(branch="main"), secret(**keys)])
+    status, answer = outcome(receiver, {"Content-Type": "application/json", **headers}, b"{}")
+    assert status == 401 and named in answer["message"], answer
+
+
 def test_the_401_message_never_contains_the_secret_value(make_receiver: MakeReceiver) -> None:
     receiver, _ = make_receiver([gitrepo(branch="main"), secret(github=GOOD_SECRET)])
     data = github_push()
