@@ -146,13 +146,15 @@ class Receiver:
 
     def _authorize(self, provider: Provider, plan: Plan) -> None:
         refusal = plan.refusal(self.settings.require_signature)
+        if refusal is not None and self.dry_run:
+            raise refusal   # explain reports it; nothing was refused
         if refusal is not None:
             # One field of what the client sent, cut short; the rest is ours.
             log.warning("delivery refused", extra=fields(
                 provider=provider.name, delivery=safe(plan.event.delivery_id), status=refusal.status,
                 secrets=[str(v.secret) for v in plan.applying][:5], reason=refusal.message))
             raise refusal
-        if not plan.applying:
+        if not plan.applying and not self.dry_run:
             metrics.UNAUTHENTICATED.labels(provider.name).inc()
             log.warning("unauthenticated delivery accepted: no secret applies; create the "
                         "gitjob-webhook Secret or set spec.webhookSecret", extra=fields(
@@ -218,7 +220,7 @@ class Receiver:
         elif not results:
             body["message"] = ("no GitRepo tracks this ref" if tracked else
                                "no GitRepo tracks this repository") + \
-                "; `gitjob-webhook explain` shows why for each GitRepo"
+                ("" if self.dry_run else "; `gitjob-webhook explain` shows why for each GitRepo")
         if counts["failed"]:
             # Not remembered as seen: the provider's redelivery (same body) must retry.
             body["outcome"] = "unavailable"

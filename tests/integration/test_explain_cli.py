@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import subprocess
 
 import pytest
+import yaml
 
 from cluster.faults import FaultProxy
 from cluster.isolation import Cluster
@@ -50,6 +52,25 @@ def test_explain_prints_for_every_gitrepo_whether_the_push_concerns_it() -> None
     assert "branch" in release["reason"]
     examples = entries["fleet-examples"]
     assert (examples["match"], examples["mismatch"]) == (False, "repository")
+
+
+def test_explain_logs_no_delivery_and_does_not_point_at_itself(tmp_path: pathlib.Path) -> None:
+    """Nothing was delivered: no "unauthenticated delivery accepted" or "delivery refused" line, and the
+    answer's hint to run explain is left out of explain's own report."""
+    unsecured = tmp_path / "gitrepos.yaml"
+    unsecured.write_text(yaml.safe_dump({"apiVersion": "fleet.cattle.io/v1alpha1", "kind": "GitRepo",
+                                         "metadata": {"name": "other", "namespace": "fleet-default"},
+                                         "spec": {"repo": "https://github.com/example/other"}}))
+    for gitrepos in (unsecured, EXAMPLE_GITREPOS):
+        result = subprocess.run(
+            command("explain", "--store", "offline", "--gitrepos", str(gitrepos), "--provider", "github",
+                    "--payload", str(PROVIDER_FIXTURES / "github/push.json"),
+                    "--header", "X-GitHub-Event=push"),
+            capture_output=True, text=True, timeout=30,
+            env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"})
+        assert result.returncode == 0, result.stderr
+        assert "delivery" not in result.stderr, result.stderr
+        assert "explain" not in json.dumps(json.loads(result.stdout)["answer"])
 
 
 def test_explain_says_an_unsigned_delivery_would_be_refused_and_a_signed_one_patched() -> None:
