@@ -77,7 +77,7 @@ def ref_mismatch(gitrepo: GitRepo, change: RefChange) -> str | None:
             return None if not change.deleted else f"tag {change.tag} was deleted"
         if _COMMIT.match(gitrepo.revision):
             return f"pinned to commit {gitrepo.revision[:12]}, which a push cannot move"
-        return f"tracks revision {gitrepo.revision}, the push is {_describe(change)}"
+        return f"tracks tag {revision} (spec.revision), the push is {_describe(change)}"
     wanted = gitrepo.tracked_branch
     if change.branch != wanted:
         default = " (no spec.branch: Fleet follows master)" if not gitrepo.branch else ""

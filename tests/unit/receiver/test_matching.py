@@ -48,7 +48,7 @@ _MAIN = {"branch": "main"}
     pytest.param({"revision": "v1"}, RefChange("refs/tags/v1", C), None, id="tag of the revision"),
     pytest.param({"revision": "v1"}, RefChange("refs/tags/v1", ""), "tag v1 was deleted", id="tag deleted"),
     pytest.param({"revision": "v1"}, RefChange("refs/tags/v2", C),
-                 "tracks revision v1, the push is of tag v2",
+                 "tracks tag v1 (spec.revision), the push is of tag v2",
                  id="other tag"),
     pytest.param({"revision": C}, RefChange("refs/heads/master", C), "pinned to commit af69d162de5a",
                  id="pinned commit"),
