@@ -28,7 +28,10 @@ def run(arguments: dict[str, Any], settings: Settings) -> int:
 
 def _inject(arguments: dict[str, Any], settings: Settings) -> int:
     from controller.store.select import command_api
-    ca_pem = issue.read_ca(arguments.get("ca") or os.path.join(arguments["out"], issue.CA_FILE))
+    try:
+        ca_pem = issue.read_ca(arguments.get("ca") or os.path.join(arguments["out"], issue.CA_FILE))
+    except issue.CertsError as error:
+        raise UsageError(f"{'--ca' if arguments.get('ca') else '--out'} {error}") from None
     try:
         api = command_api(settings)
     except StoreError as error:

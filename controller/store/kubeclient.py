@@ -80,6 +80,11 @@ def _insecure(source: str | None) -> None:
 
 def _name(source: str | None) -> str:
     """Where the configuration came from, as the user would look for it."""
-    if source:
-        return source
-    return f"$KUBECONFIG ({os.environ['KUBECONFIG']})" if os.environ.get("KUBECONFIG") else "~/.kube/config"
+    named = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    if source is None or source == named:
+        return f"$KUBECONFIG ({named})" if named else "~/.kube/config"
+    if source == IN_CLUSTER:
+        return "the in-cluster service account"
+    if source == os.path.expanduser("~/.kube/config"):
+        return "~/.kube/config"
+    return f"--kubeconfig {source}"

@@ -76,7 +76,10 @@ def open_store(settings: Settings, role: str = "receiver", environ: Mapping[str,
         if configured is not None:
             log.warning("--gitrepos given: serving the offline store, not the configured cluster",
                         extra=fields(gitrepos=settings.gitrepos, kubeconfig=configured))
-        store = OfflineStore.from_file(settings.gitrepos, settings.namespace)
+        try:
+            store = OfflineStore.from_file(settings.gitrepos, settings.namespace)
+        except StoreError as error:
+            raise StoreError(f"--gitrepos {error}") from None
         if settings.gitrepos is None:
             log.warning("the offline store is empty: every delivery matches nothing "
                         "(pass --gitrepos FILE, or a cluster with --kubeconfig)")

@@ -96,15 +96,27 @@ def test_a_file_that_is_not_a_certificate_is_named(tmp_path: pathlib.Path) -> No
         pytest.param(
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", "is not a GitRepo", id="wrong kind"
         ),
+        pytest.param(None, "cannot read: No such file", id="missing"),
     ],
 )
-def test_a_bad_gitrepos_file_is_named(tmp_path: pathlib.Path, content: str, expected: str) -> None:
+def test_a_bad_gitrepos_file_is_named(tmp_path: pathlib.Path, content: str | None, expected: str) -> None:
     path = tmp_path / "gitrepos.yaml"
-    path.write_text(content)
+    if content is not None:
+        path.write_text(content)
     result = _run(
         "serve", "receiver", "--store", "offline", "--gitrepos", str(path), "--listen", "127.0.0.1:1"
     )
-    _assert_one_line_error(result, 2, str(path), expected)
+    _assert_one_line_error(result, 2, f"--gitrepos {path}", expected)
+
+
+@pytest.mark.parametrize(("arguments", "expected"), [
+    pytest.param(("--ca", "{tmp}/none.crt"), "--ca {tmp}/none.crt: cannot read", id="--ca"),
+    pytest.param(("--out", "{tmp}"), "--out {tmp}/ca.crt: cannot read", id="--out"),
+])
+def test_certs_inject_names_the_option_of_a_missing_ca(
+        tmp_path: pathlib.Path, arguments: tuple[str, ...], expected: str) -> None:
+    result = _run("certs", "inject", *[argument.format(tmp=tmp_path) for argument in arguments])
+    _assert_one_line_error(result, 2, expected.format(tmp=tmp_path))
 
 
 def test_a_port_in_use_is_a_runtime_failure(tmp_path: pathlib.Path) -> None:

@@ -591,7 +591,8 @@ def test_a_kubeconfig_whose_tls_material_is_not_pem_is_named_as_such(
     kubeconfig.write_text(yaml.safe_dump(config))
     result = _gitjob_webhook(*command, "--kubeconfig", str(kubeconfig))
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1 and f"{kubeconfig}: {named}" in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"--kubeconfig {kubeconfig}: {named}" in result.stderr
 
 
 class _Impostor(http.server.BaseHTTPRequestHandler):
