@@ -129,14 +129,22 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
-def _seconds(text: str) -> float:
+def _positive(text: str, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
         value = -1.0
     if not value > 0 or value != value or value == float("inf"):
-        raise ValueError("a number of seconds greater than 0")
+        raise ValueError(f"a number of {what} greater than 0")
     return value
+
+
+def _seconds(text: str) -> float:
+    return _positive(text, "seconds")
+
+
+def _per_second(text: str) -> float:
+    return _positive(text, "deliveries per second")
 
 
 def _boolean(text: str) -> bool:
@@ -199,7 +207,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "graceful_timeout": _seconds,
     "require_signature": _boolean,
     "max_body_size": _size,
-    "rate_limit": _seconds,
+    "rate_limit": _per_second,
     "rate_burst": _positive_int,
     "trust_forwarded_for": _boolean,
     "trusted_proxies": _positive_int,

@@ -87,7 +87,7 @@ def _overlap(text: str) -> timedelta:
     except ValueError as error:
         raise UsageError(f"--overlap: {error}") from None
     if not 0 < seconds <= MAX_OVERLAP.total_seconds():
-        raise UsageError(f"--overlap {text}: more than nothing and at most {MAX_OVERLAP.days * 24}h")
+        raise UsageError(f"--overlap {text}: longer than 0s and at most {MAX_OVERLAP.days * 24}h")
     return timedelta(seconds=seconds)
 
 

@@ -228,6 +228,8 @@ def test_status_with_a_token_the_api_server_refuses_names_the_refusal(
     pytest.param(("--provider", "gerrit"), "--provider 'gerrit' is not a provider (azure-devops,",
                  id="unknown-provider"),
     pytest.param(("--provider", "github", "--overlap", "2d"), "--overlap", id="overlap-in-days"),
+    pytest.param(("--provider", "github", "--overlap", "1000h"),
+                 "--overlap 1000h: longer than 0s and at most 720h", id="overlap-too-long"),
 ])
 def test_secret_rotate_reports_its_own_mistakes_before_looking_for_a_cluster(
         arguments: tuple[str, ...], expected: str) -> None:

@@ -128,6 +128,8 @@ def test_a_redirect_is_not_followed(capture: Capture) -> None:
     pytest.param(("--url", "http://h/a b"), "must be percent-encoded", id="space-in-path"),
     pytest.param(("--url", "http://h/", "--timeout", "-3"), "--timeout: '-3'", id="negative-timeout"),
     pytest.param(("--url", "http://h/", "--timeout", "nan"), "--timeout: 'nan'", id="nan-timeout"),
+    pytest.param(("--url", "http://h/", "--timeout", "0"), "'0': more than 0 and at most 3600 seconds",
+                 id="zero-timeout"),
     pytest.param(("--url", "https://127.0.0.1:9/", "--cacert", "/nonexistent/ca.crt"),
                  "--cacert /nonexistent/ca.crt: cannot read", id="missing-cacert"),
 ])

@@ -50,6 +50,9 @@ def test_an_option_is_read_from_flag_environment_or_default(
     pytest.param({"max_body_size": "big"}, {}, "--max-body-size", id="size without number"),
     pytest.param({"patch_deadline": "-1"}, {}, "greater than 0", id="negative deadline"),
     pytest.param({"patch_deadline": "nan"}, {}, "greater than 0", id="not a number"),
+    pytest.param({"rate_limit": "-5"}, {},
+                 "--rate-limit: '-5' is not valid; expected a number of deliveries per second greater than 0",
+                 id="a rate is not seconds"),
     pytest.param({"namespace": "Fleet_System"}, {}, "a Kubernetes namespace name", id="bad namespace"),
     pytest.param({}, {"GITJOB_WEBHOOK_REQUIRE_SIGNATURE": "perhaps"}, "true or false", id="bad boolean"),
 ])
