@@ -62,7 +62,9 @@ def run(arguments: dict[str, Any], settings: Settings) -> int:
         raise Failure(f"{arguments['url']}: no whole answer within {timeout:g} s (--timeout)") from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        raise Failure(f"{arguments['url']}: cannot deliver: {reason}") from None
+        hint = " (a private CA: pass it with --cacert)" \
+            if isinstance(reason, ssl.SSLCertVerificationError) and not arguments.get("cacert") else ""
+        raise Failure(f"{arguments['url']}: cannot deliver: {reason}{hint}") from None
     except http.client.HTTPException as error:   # an answer that is not HTTP: a status line, headers
         problem = _text(repr(error).encode())[:200]
         raise Failure(f"{arguments['url']}: not an HTTP answer: {problem}") from None

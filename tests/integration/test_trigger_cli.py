@@ -9,14 +9,14 @@ import pathlib
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from support.interop import npm_verdict
-from support.service import command
+from support.service import Service, command
 
 SECRET = "whsec_" + base64.b64encode(b"trigger-test-key-of-32-bytes-xyz").decode()
 COMMIT = "af69d162de5a276abc86e0686b2b44033cd3f442"
@@ -143,6 +143,14 @@ def test_an_unreachable_receiver_is_one_line(capture: Capture) -> None:
     result = _trigger("--url", "http://127.0.0.1:9/", *PUSH)
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert "http://127.0.0.1:9/: cannot deliver" in result.stderr
+
+
+def test_a_certificate_from_a_private_ca_suggests_cacert(start_admission: Callable[..., Service]) -> None:
+    """The admission listener's dev certificate stands in for a receiver behind a private CA."""
+    admission = start_admission()
+    result = _trigger("--url", admission.admission + "/", *PUSH)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "CERTIFICATE_VERIFY_FAILED" in result.stderr and "pass it with --cacert" in result.stderr
 
 
 def test_an_answer_is_cut_at_64_kib_and_its_escape_sequences_shown_escaped(capture: Capture) -> None:
