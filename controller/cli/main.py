@@ -6,6 +6,7 @@ or certificate) or 1 (a runtime failure such as a port in use or an API server t
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -19,6 +20,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m controller``."""
     try:
         arguments = vars(build_parser().parse_args(argv))
+        if arguments["command"] != "serve" and arguments.get("log_format") is None \
+                and settings_module.env_name("log_format") not in os.environ:
+            arguments["log_format"] = "text"   # a person reads a command's warnings; a collector, a server's
         settings = settings_module.build(arguments)
         logs.configure(settings.log_format, settings.log_level)
         # Each command's module is imported only when it runs: `serve` need not load the client.

@@ -119,6 +119,20 @@ def test_certs_inject_names_the_option_of_a_missing_ca(
     _assert_one_line_error(result, 2, expected.format(tmp=tmp_path))
 
 
+@pytest.mark.parametrize(("environment", "text"), [
+    ({}, True), ({"GITJOB_WEBHOOK_LOG_FORMAT": "json"}, False)])
+def test_a_command_writes_its_warnings_as_text_unless_asked_for_json(
+        tmp_path: pathlib.Path, environment: dict[str, str], text: bool) -> None:
+    kubeconfig = _unreachable_kubeconfig(tmp_path)
+    result = subprocess.run(command("status", "--gitrepos", str(EXAMPLE_GITREPOS)), capture_output=True,
+                            text=True, timeout=30, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home",
+                                                        "KUBECONFIG": str(kubeconfig), **environment})
+    assert result.returncode == 0, result.stderr
+    (warning,) = result.stderr.splitlines()
+    assert "--gitrepos given: serving the offline store" in warning
+    assert warning.startswith("{") is not text
+
+
 def test_a_port_in_use_is_a_runtime_failure(tmp_path: pathlib.Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
