@@ -230,7 +230,7 @@ _HELP: dict[str, str] = {
     "webhook_polling_interval": "polling interval given to GitRepos in webhook mode (default 1h)",
     "missed_push_grace": "how long a commit Fleet found by polling may wait for its webhook delivery "
                          "before it counts as a missed push (default 2m)",
-    "log_format": "json or text",
+    "log_format": "json or text (default json for serve, text for the other commands)",
     "log_level": "debug, info, warning or error",
     "listen": "HOST:PORT to listen on",
     "receiver_listen": "HOST:PORT of the receiver (serve all)",
