@@ -86,10 +86,11 @@ class KubeStore:
         self._gitrepo_reflector.start()
 
     def stop(self) -> None:
-        """Stop every watch and the event recorder."""
+        """Stop every watch and the event recorder, then close the connections they leave idle."""
         self._gitrepo_reflector.stop()
         self.secrets.stop()
         self.events.stop()
+        self.api.close()
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once the GitRepos and the global Secret are cached and every other Secret was tried.

@@ -70,6 +70,10 @@ class KubeApi:
     def __init__(self, api_client: client.ApiClient) -> None:
         self.api_client = api_client
 
+    def close(self) -> None:
+        """Close the idle pooled connections (a later request opens new ones)."""
+        self.api_client.close()  # type: ignore[no-untyped-call]
+
     def request(self, method: str, path: str, *, query: Sequence[tuple[str, Any]] = (),
                 body: Any = None, content_type: str = "application/json",
                 timeout: float = 10.0) -> JsonObject:

@@ -6,7 +6,6 @@ from typing import Any
 
 from cluster.isolation import Cluster
 from controller.store.kubeapi import KubeApi
-from controller.store.kubeclient import api_client
 from controller.store.lease import LeaderElector
 from support.kube import Objects
 
@@ -14,7 +13,7 @@ LEASE = "test-lease"
 
 
 def elector(cluster: Cluster, namespace: str, identity: str, duration: float = 15.0) -> LeaderElector:
-    return LeaderElector(KubeApi(api_client(str(cluster.kubeconfig))), namespace, LEASE,
+    return LeaderElector(KubeApi(cluster.client()), namespace, LEASE,
                          identity=identity, duration=duration)
 
 
@@ -45,7 +44,7 @@ class OvertakenAfterReading(KubeApi):
     """A replica's API that, right after it reads the Lease, lets a rival replica take it."""
 
     def __init__(self, cluster: Cluster, rival: LeaderElector) -> None:
-        super().__init__(api_client(str(cluster.kubeconfig)))
+        super().__init__(cluster.client())
         self.rival: LeaderElector | None = rival
 
     def request(self, method: str, path: str, **options: Any) -> dict[str, Any]:
