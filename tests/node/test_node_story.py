@@ -181,8 +181,11 @@ def test_a_signed_github_push_patches_the_gitrepo_and_leaves_an_event(webhook_se
                                           "namespace": "fleet-default", "ref": "refs/heads/master",
                                           "result": "patched"}]
     assert story.get(node, f"{GITREPOS}/sample-app")["status"]["webhookCommit"] == delivery.commit
-    events = story.get(node, "/api/v1/namespaces/fleet-default/events?fieldSelector="
-                             "involvedObject.name%3Dsample-app,reason%3DWebhookReceived")["items"]
+    # Events are recorded after the answer, by the receiver's event thread.
+    received = ("/api/v1/namespaces/fleet-default/events?fieldSelector="
+                "involvedObject.name%3Dsample-app,reason%3DWebhookReceived")
+    events = wait_for(lambda: story.get(node, received)["items"], timeout=30,
+                      message="the WebhookReceived Event")
     assert [event["involvedObject"]["kind"] for event in events] == ["GitRepo"]
     assert delivery.commit[:12] in events[0]["message"]
 
