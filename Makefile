@@ -87,8 +87,8 @@ manifests: $(VENV)/.installed-test
 deploy: certs $(VENV)/.installed-test
 	@context=$$($(KUBECTL) config current-context 2>/dev/null) || { echo "deploy: kubectl has no current \
 	context (set KUBECONFIG, or kubectl config use-context NAME)" >&2; exit 2; }; \
-	echo "deploy: into kubectl context $$context ($$($(KUBECTL) version --client -o json 2>/dev/null \
-	| sed -n 's/.*"gitVersion": *"\([^"]*\)".*/kubectl \1/p' | head -1))"
+	echo "deploy: into kubectl context $$context"; \
+	$(KUBECTL) version -o json 2>/dev/null | $(BIN)/python hack/kubectl-skew.py | sed 's/^/deploy: /'
 	$(KUBECTL) create secret tls gitjob-webhook-admission-tls --namespace cattle-fleet-system \
 		--cert $(CERTS)/tls.crt --key $(CERTS)/tls.key --dry-run=client -o yaml \
 		| $(KUBECTL) apply --server-side --field-manager=gitjob-webhook -f -

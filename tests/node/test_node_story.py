@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import pathlib
+import re
 import secrets
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from cluster.binaries import kubernetes_version
 from node import story
 from node.node import Node
 from support.waiting import wait_for
@@ -109,6 +111,18 @@ def test_make_deploy_rolls_out_both_deployments_through_their_probes(deployed: d
             assert status["ready"] and status["restartCount"] == 0, story.evidence(node)
             assert status["image"].endswith(story.image_reference())
     print(f"make deploy {deployed['make deploy']:.1f} s, rollout {deployed['rollout']:.1f} s")
+
+
+def test_make_deploy_names_kubectl_and_the_cluster_and_warns_of_a_skew(deployed: dict[str, Any]) -> None:
+    """The kubectl it found (this machine's own, or the venv's) and the cluster's version; a warning
+    when they are more than one minor version apart (hack/kubectl-skew.py, tested in tests/unit)."""
+    said = [line for line in deployed["output"].splitlines() if line.startswith("deploy: ")]
+    versions = re.fullmatch(r"deploy: kubectl v1\.(\d+)\.\S*, cluster (v1\.(\d+)\.\S*)", said[1])
+    assert versions is not None and versions[2] == kubernetes_version(), said
+    skewed = abs(int(versions[1]) - int(versions[3])) > 1
+    warnings = said[2:]
+    assert len(warnings) == int(skewed), said
+    assert all(warning.startswith("deploy: warning: kubectl") for warning in warnings), said
 
 
 def test_disruption_budgets_and_network_policies_are_accepted(deployed: dict[str, Any], node: Node) -> None:
