@@ -13,17 +13,15 @@ import http.client
 import json
 import re
 import secrets
-import signal
 import ssl
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from controller.cli.errors import Failure, UsageError
+from controller.deadlines import Expired, within
 from controller.providers.standard_webhooks import decode_key, sign
 from controller.settings import Settings
 
@@ -52,13 +50,13 @@ def run(arguments: dict[str, Any], settings: Settings) -> int:
                                          _NoRedirects())
     timeout = arguments["timeout"]
     try:
-        with _deadline(timeout):
+        with within(timeout):
             try:
                 with opener.open(request, timeout=timeout) as answer:
                     status, text = answer.status, _text(answer.read(_MAX_ANSWER + 1))
             except urllib.error.HTTPError as error:
                 status, text = error.code, _text(error.read(_MAX_ANSWER + 1))
-    except _Expired:
+    except Expired:
         raise Failure(f"{arguments['url']}: no whole answer within {timeout:g} s (--timeout)") from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
@@ -72,25 +70,6 @@ def run(arguments: dict[str, Any], settings: Settings) -> int:
         raise UsageError(f"--url {arguments['url']!r}: {error}") from None
     print(f"{status} {text}")
     return 0 if 200 <= status < 300 else 1
-
-
-class _Expired(Exception):
-    """The whole exchange outlived --timeout."""
-
-
-@contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
-    """Raise `_Expired` in the block after ``seconds`` in all: a receiver answering a byte at a time
-    resets each read's timeout, never this one."""
-    def expire(_number: int, _frame: object) -> None:
-        raise _Expired()
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _text(answer: bytes) -> str:

@@ -69,7 +69,7 @@ class KubeStore:
             client = api_client(source, one_shot)
         except KubeConfigError as error:
             raise StoreError(str(error)) from None
-        return cls(KubeApi(client), settings, source, per_gitrepo_secrets)
+        return cls(KubeApi(client, one_shot), settings, source, per_gitrepo_secrets)
 
     @property
     def description(self) -> str:
@@ -110,8 +110,10 @@ class KubeStore:
         return True, f"caches synced ({len(self.index)} GitRepos){detail}"
 
     def problem(self) -> str:
-        """The GitRepo cache's last failure, while it has not synced."""
-        return "" if self._gitrepo_reflector.synced.is_set() else self._gitrepo_reflector.problem
+        """The last failure of the GitRepo cache, or of the global Secret's, while it has not synced."""
+        if not self._gitrepo_reflector.synced.is_set():
+            return self._gitrepo_reflector.problem
+        return self.secrets.pinned_problem()
 
     def unanswered(self, timeout: float) -> str:
         """The API server's version endpoint, which every user may read: any HTTP answer will do."""

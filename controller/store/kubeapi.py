@@ -8,14 +8,17 @@ only needs a handful of paths, so it sends plain JSON and reads plain JSON, whil
 from __future__ import annotations
 
 import json
+import ssl
 import time
+from contextlib import nullcontext
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from controller.deadlines import Expired, within
 from controller.fleet.gitrepos import API_VERSION, PLURAL
 from controller.logs import safe
 
@@ -64,11 +67,21 @@ def lease_path(namespace: str, name: str = "") -> str:
     return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases" + (f"/{name}" if name else "")
 
 
-class KubeApi:
-    """JSON in, JSON out, over one ``kubernetes.client.ApiClient``."""
+MAX_ANSWER_BYTES = 256 * 1024 * 1024
+"""The largest answer read (decoded): a list page of 500 GitRepos of the 1.5 MB etcd allows is far
+beyond any real one; an answer that never ends, or a compressed bomb, stops here."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+
+class KubeApi:
+    """JSON in, JSON out, over one ``kubernetes.client.ApiClient``.
+
+    ``one_shot`` (a command line): each request on the main thread also has a deadline for the
+    whole exchange, so that a server trickling bytes cannot hold the command for ever.
+    """
+
+    def __init__(self, api_client: client.ApiClient, one_shot: bool = False) -> None:
         self.api_client = api_client
+        self.one_shot = one_shot
 
     def close(self) -> None:
         """Close the idle pooled connections (a later request opens new ones)."""
@@ -78,11 +91,12 @@ class KubeApi:
                 body: Any = None, content_type: str = "application/json",
                 timeout: float = 10.0) -> JsonObject:
         """Send one request and return the decoded JSON answer; raise ApiError on any failure."""
-        response = self._send(method, path, query, body, content_type, (min(5.0, timeout), timeout))
         try:
-            data = response.read()
-        except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise ApiError(0, f"reading the answer failed: {error}") from None
+            with within(timeout) if self.one_shot else nullcontext():
+                response = self._send(method, path, query, body, content_type, (min(5.0, timeout), timeout))
+                data = _read(response)
+        except Expired:
+            raise ApiError(0, f"the API server did not answer within {timeout:g}s") from None
         if not 200 <= response.status < 300:
             raise _error(response.status, data, response.headers)
         try:
@@ -97,8 +111,7 @@ class KubeApi:
         """Open a streaming GET (a watch); returns the urllib3 response, to be read and released."""
         response = self._send("GET", path, query, None, "application/json", (10.0, read_timeout))
         if not 200 <= response.status < 300:
-            data = response.read()
-            raise _error(response.status, data, response.headers)
+            raise _error(response.status, _read(response), response.headers)
         return response.response
 
     def _send(self, method: str, path: str, query: Sequence[tuple[str, Any]], body: Any,
@@ -116,30 +129,71 @@ class KubeApi:
         except ApiException as error:
             raise ApiError(error.status or 0, str(error.reason or error)) from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            if _caused_by(error, urllib3.exceptions.ReadTimeoutError):
+            if _found(error, urllib3.exceptions.ReadTimeoutError):
                 # Measured: a TLS handshake that never completes times out after the connect timeout.
                 waited = time.monotonic() - started
                 raise ApiError(0, f"the API server did not answer within {waited:.0f}s") from None
-            raise ApiError(0, f"the API server cannot be reached: {_root_cause(error)}") from None
+            raise ApiError(0, _unreachable(error)) from None
 
 
-def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+def _read(response: Any) -> bytes:
+    """The whole answer, decoded, up to MAX_ANSWER_BYTES."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.response.stream(1 << 16):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                response.response.close()
+                raise ApiError(response.status, f"the answer is over {MAX_ANSWER_BYTES >> 20} MiB")
+            parts.append(chunk)
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        raise ApiError(0, f"reading the answer failed: {error}") from None
+    return b"".join(parts)
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def _found(error: BaseException, kind: type[E]) -> E | None:
+    """The first ``kind`` among the error, the reasons urllib3 wraps, and their causes."""
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, kind) or isinstance(getattr(seen, "reason", None), kind):
-            return True
+        for candidate in (seen, getattr(seen, "reason", None), *getattr(seen, "args", ())[1:2]):
+            if isinstance(candidate, kind):
+                return candidate
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
+
+
+def _unreachable(error: BaseException) -> str:
+    """What kept the request from an answer, in the words an operator acts on."""
+    unverified = _found(error, ssl.SSLCertVerificationError)
+    if unverified is not None:
+        return (f"the API server's certificate does not verify ({unverified.verify_message or unverified}): "
+                "check the kubeconfig's certificate-authority and server name")
+    refused = _found(error, urllib3.exceptions.ResponseError)
+    if refused is not None:
+        if "redirect" in str(refused):
+            return ("the API server answered with a redirect, which is not followed: check the kubeconfig's "
+                    "server")
+        return f"the API server kept answering with errors ({safe(str(refused), 100)})"
+    broken = _found(error, urllib3.exceptions.ProtocolError)
+    if broken is not None:
+        return f"the connection to the API server broke: {_root_cause(broken)}"
+    return f"the API server cannot be reached: {_root_cause(error)}"
 
 
 def _root_cause(error: BaseException) -> str:
-    """The socket error under urllib3's wrappers (``[Errno 111] Connection refused``), else the error."""
+    """The socket error under urllib3's wrappers (``Connection refused (111)``), else the error."""
     seen: BaseException | None = getattr(error, "reason", None) or error
     while seen is not None:
         if isinstance(seen, OSError) and seen.strerror:
-            return f"{seen.strerror}" + (f" ({seen.errno})" if seen.errno else "")
-        seen = seen.__cause__ or seen.__context__
-    return f"{type(error).__name__}: {error}"
+            errno = f" ({seen.errno})" if seen.errno and not isinstance(seen, ssl.SSLError) else ""
+            return f"{seen.strerror}{errno}"
+        wrapped = seen.args[1] if len(seen.args) > 1 and isinstance(seen.args[1], BaseException) else None
+        seen = wrapped or seen.__cause__ or seen.__context__
+    return safe(f"{type(error).__name__}: {error}", 200) or type(error).__name__
 
 
 def _error(status: int, data: bytes | None, headers: Any) -> ApiError:

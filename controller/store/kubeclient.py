@@ -48,8 +48,10 @@ def api_client(source: str | None, one_shot: bool = False) -> client.ApiClient:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise KubeConfigError(f"{_name(source)}: not a kubeconfig ({first_line})") from None
     _check_tls_files(configuration, source)
-    if one_shot:
-        configuration.retries = Retry(total=3, read=0, redirect=0)
+    # urllib3 sleeps as long as a Retry-After asks (up to 6 h) before it retries a GET: at most 5 s
+    # for a server (the callers retry on their own deadlines), not at all for a command line.
+    configuration.retries = Retry(total=3, read=0, redirect=0, respect_retry_after_header=False) \
+        if one_shot else Retry(total=3, retry_after_max=5)
     return client.ApiClient(configuration)
 
 

@@ -20,8 +20,8 @@ from typing import Any, Generic, TypeVar
 
 import urllib3
 
-from controller.logs import fields
-from controller.store.kubeapi import ApiError, KubeApi
+from controller.logs import fields, safe
+from controller.store.kubeapi import MAX_ANSWER_BYTES, ApiError, KubeApi
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +149,11 @@ class Reflector(Generic[T]):
                     return
                 self._set_state("failing", _describe(error))
                 self._stop.wait(backoff.next())
-            except Exception:  # a bug must not silently end the cache: log it, back off, relist
-                log.exception(f"cache {self.name}: unexpected error")
+            except Exception as error:  # a bug, or an answer no check foresaw: log it, back off, relist
+                detail = f"unexpected {type(error).__name__}: {safe(str(error), 200)}"
+                if detail != self.problem:   # the traceback once, not at every backoff step
+                    log.exception(f"cache {self.name}: unexpected error")
+                self._set_state("failing", detail)
                 version = ""
                 self._stop.wait(backoff.next())
 
@@ -186,9 +189,11 @@ class Reflector(Generic[T]):
                 if not isinstance(obj, dict):
                     raise ValueError("a watch event's object is not a JSON object")
                 if kind == "ERROR":
-                    if obj.get("code") == 410:
+                    code = obj.get("code")
+                    if code == 410:
                         raise Expired()
-                    raise ApiError(int(obj.get("code") or 0), str(obj.get("message") or "watch error"))
+                    raise ApiError(code if isinstance(code, int) else 0,
+                                   safe(str(obj.get("message") or "watch error"), 300) or "watch error")
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                 if kind in ("ADDED", "MODIFIED", "DELETED"):
                     self.on_event(kind, self.convert(obj))
@@ -209,16 +214,24 @@ class Reflector(Generic[T]):
 
 
 def _lines(response: Any) -> Iterator[dict[str, Any]]:
-    """JSON watch events, one per line, from a streaming urllib3 response."""
-    pending = b""
-    for chunk in response.stream(4096, decode_content=False):
-        pending += chunk
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
+    """JSON watch events, one per line, from a streaming urllib3 response; a line is at most
+    MAX_ANSWER_BYTES (each chunk is scanned once, so a long line costs linear time)."""
+    parts: list[bytes] = []
+    size = 0
+    for chunk in response.stream(1 << 16, decode_content=False):
+        while (end := chunk.find(b"\n")) >= 0:
+            line, chunk = b"".join(parts) + chunk[:end], chunk[end + 1:]
+            parts, size = [], 0
             if line.strip():
                 yield _event(line)
-    if pending.strip():
-        yield _event(pending)
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise ValueError(f"a watch event is over {MAX_ANSWER_BYTES >> 20} MiB")
+        if chunk:
+            parts.append(chunk)
+    rest = b"".join(parts)
+    if rest.strip():
+        yield _event(rest)
 
 
 def _event(line: bytes) -> dict[str, Any]:

@@ -91,6 +91,12 @@ class SecretCache:
                      if not (watch.synced if (ns, name) == self._pinned else watch.attempted).is_set()]
         return names + self._poller.untried()
 
+    def pinned_problem(self) -> str:
+        """Why the pinned Secret (the global one) could not be read yet ("" once it was, or not tried)."""
+        with self._lock:
+            watch = self._watches.get(self._pinned) if self._pinned is not None else None
+        return "" if watch is None or watch.synced.is_set() else watch.problem
+
     def unreadable(self) -> list[str]:
         """Secrets tried but still unknown (forbidden or failing): their GitRepos' deliveries wait."""
         with self._lock:

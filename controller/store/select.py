@@ -97,7 +97,7 @@ def command_api(settings: Settings) -> KubeApi:
     if source is None:
         raise StoreError(NO_CLUSTER)
     try:
-        return KubeApi(api_client(source, one_shot=True))
+        return KubeApi(api_client(source, one_shot=True), one_shot=True)
     except KubeConfigError as error:
         raise StoreError(str(error)) from None
 
@@ -141,7 +141,8 @@ def synced_once(settings: Settings) -> Iterator[Store]:
     """
     if settings.log_level == "info":
         logging.getLogger("controller.store").setLevel(logging.WARNING)
-        logging.getLogger("controller.store.reflector").setLevel(logging.ERROR)
+        # Also an unexpected error's traceback: its one line is the command's error.
+        logging.getLogger("controller.store.reflector").setLevel(logging.CRITICAL)
     store = open_store(settings, one_shot=True)
     unanswered = store.unanswered(ONE_SHOT_PATIENCE)
     if unanswered:

@@ -200,13 +200,18 @@ def test_a_command_reading_an_unreachable_cluster_gives_up_soon_and_says_why(
                            "the API server cannot be reached: Connection refused")
 
 
-@pytest.mark.parametrize("command", [
-    ("status", "--store", "kubernetes"), ("secret", "status"), ("certs", "inject", "--ca", "{ca}")])
+@pytest.mark.parametrize(("command", "expected"), [
+    (("status", "--store", "kubernetes"), "no cluster configured (no --kubeconfig"),
+    (("status",), "nothing to show: no cluster configured (no --kubeconfig"),
+    (("status", "--store", "offline"), "--store offline needs --gitrepos FILE"),
+    (("secret", "status"), "no cluster configured (no --kubeconfig"),
+    (("certs", "inject", "--ca", "{ca}"), "no cluster configured (no --kubeconfig")])
 def test_a_cluster_command_without_any_cluster_configured_says_so(
-        dev_certs: pathlib.Path, command: tuple[str, ...]) -> None:
-    """No --kubeconfig, no $KUBECONFIG, no ~/.kube/config, not in a pod: not "invalid kube-config"."""
+        dev_certs: pathlib.Path, command: tuple[str, ...], expected: str) -> None:
+    """No --kubeconfig, no $KUBECONFIG, no ~/.kube/config, not in a pod: not "invalid kube-config",
+    and not an empty offline store that status would show as "No GitRepos found." (exit 0)."""
     result = _run(*[argument.format(ca=dev_certs / "ca.crt") for argument in command])
-    _assert_one_line_error(result, 2, "no cluster configured (no --kubeconfig")
+    _assert_one_line_error(result, 2, expected)
 
 
 @pytest.mark.parametrize(("command", "expected"), [

@@ -22,6 +22,7 @@ import termios
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -595,41 +596,68 @@ def test_a_kubeconfig_whose_tls_material_is_not_pem_is_named_as_such(
     assert f"--kubeconfig {kubeconfig}: {named}" in result.stderr
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What the impostor answers every GET with; ``drip``: the body one byte every 0.2 s."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+    drip: bool = False
+
+
 class _Impostor(http.server.BaseHTTPRequestHandler):
     """Answers every GET with the server's ``answer``: what a broken proxy or an impostor might send."""
 
     def do_GET(self) -> None:
-        status, body = self.server.answer  # type: ignore[attr-defined]
-        self.send_response(status)
+        answer: Answer = self.server.answer  # type: ignore[attr-defined]
+        self.send_response(answer.status)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(answer.body)))
+        for name, value in answer.headers:
+            self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            for start in range(0, len(answer.body), 1 if answer.drip else len(answer.body) or 1):
+                self.wfile.write(answer.body[start:start + (1 if answer.drip else len(answer.body))])
+                self.wfile.flush()
+                if answer.drip and self.server.stopping.wait(0.2):  # type: ignore[attr-defined]
+                    return
+        except OSError:
+            pass   # the client gave up
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
-def _status_body(message: str) -> bytes:
+def _status_body(message: str, code: int = 401) -> bytes:
     return json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
-                       "reason": "Unauthorized", "code": 401}).encode()
+                       "reason": "Unauthorized", "code": code}).encode()
 
 
 @pytest.mark.parametrize(("answer", "named"), [
-    pytest.param((401, _status_body("Unauthorized \x1b[31m red\nsecond line")),
+    pytest.param(Answer(401, _status_body("Unauthorized \x1b[31m red\nsecond line")),
                  "401 Unauthorized ?[31m red?second", id="control-characters"),
-    pytest.param((401, _status_body("A" * 2_000_000)), "401 " + "A" * 300 + "…", id="two-megabytes"),
-    pytest.param((200, b'{"kind": "GitRepoList", "items": ' + b"[" * 100_000), "200 the answer is not JSON",
-                 id="nested-too-deep"),
-    pytest.param((200, b"[1, 2]"), "200 the answer is not a JSON object", id="not-an-object"),
-    pytest.param((200, b'{"kind": "Status"}'), "is not a list", id="not-a-list"),
+    pytest.param(Answer(401, _status_body("A" * 2_000_000)), "401 " + "A" * 300 + "…", id="two-megabytes"),
+    pytest.param(Answer(200, b'{"kind": "GitRepoList", "items": ' + b"[" * 100_000),
+                 "200 the answer is not JSON", id="nested-too-deep"),
+    pytest.param(Answer(200, b"[1, 2]"), "200 the answer is not a JSON object", id="not-an-object"),
+    pytest.param(Answer(200, b'{"kind": "Status"}'), "is not a list", id="not-a-list"),
+    pytest.param(Answer(200, b'{"kind": "GitRepoList", "metadata": {}, "items": [{"metadata": "nope"}]}'),
+                 "last failure: unexpected ", id="items-that-are-not-gitrepos"),
+    pytest.param(Answer(429, _status_body("slow down", 429), (("Retry-After", "1000"),)),
+                 "last failure: 429 slow down", id="retry-after-1000-seconds"),
+    pytest.param(Answer(200, b'{"major": "1", "minor": "37"}' + b" " * 1000, drip=True),
+                 "the API server did not answer within 5s", id="a-byte-at-a-time"),
 ])
 def test_what_an_api_server_answers_never_breaks_the_one_line_error(
-        tmp_path: pathlib.Path, answer: tuple[int, bytes], named: str) -> None:
+        tmp_path: pathlib.Path, answer: Answer, named: str) -> None:
     """The server's words are printable, cut short and on the error's one line; an answer that is not
-    a list is a failure (exit 1), not an empty cluster."""
+    a list is a failure (exit 1), not an empty cluster; no answer holds the command past its deadlines
+    (the run's own 30 s timeout would fail the test)."""
     impostor = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Impostor)
     impostor.answer = answer  # type: ignore[attr-defined]
+    impostor.stopping = threading.Event()  # type: ignore[attr-defined]
     threading.Thread(target=impostor.serve_forever, daemon=True).start()
     try:
         kubeconfig = tmp_path / "kubeconfig"
@@ -640,6 +668,7 @@ def test_what_an_api_server_answers_never_breaks_the_one_line_error(
             "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
         result = _gitjob_webhook("status", "--kubeconfig", str(kubeconfig))
     finally:
+        impostor.stopping.set()  # type: ignore[attr-defined]
         impostor.shutdown()
         impostor.server_close()
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
