@@ -7,6 +7,7 @@ import base64
 import pathlib
 import socket
 import subprocess
+from collections.abc import Callable
 
 import pytest
 
@@ -14,6 +15,7 @@ from cluster.faults import FaultProxy
 from cluster.isolation import Cluster
 from support.kube import WEBHOOK_KINDS, Objects, rendered_webhook_configurations
 from support.paths import EXAMPLE_GITREPOS
+from support import service
 from support.service import command
 
 
@@ -198,6 +200,21 @@ def test_a_command_reading_an_unreachable_cluster_gives_up_soon_and_says_why(
     result = _run(*arguments, "--kubeconfig", str(kubeconfig))
     _assert_one_line_error(result, 1, f"kubernetes ({kubeconfig}",
                            "the API server cannot be reached: Connection refused")
+
+
+def test_an_api_server_certificate_the_kubeconfig_does_not_trust_is_said_as_such(
+        start_admission: Callable[..., service.Service], tmp_path: pathlib.Path) -> None:
+    """The admission listener (the dev CA's certificate) stands in for an API server with another CA."""
+    admission = start_admission()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: '{admission.admission}'}}}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n")
+    result = _run("status", "--kubeconfig", str(kubeconfig))
+    _assert_one_line_error(result, 1, "the API server's certificate does not verify",
+                           "check the kubeconfig's certificate-authority")
 
 
 @pytest.mark.parametrize(("command", "expected"), [

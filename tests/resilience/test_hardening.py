@@ -647,6 +647,8 @@ def _status_body(message: str, code: int = 401) -> bytes:
                  "last failure: unexpected ", id="items-that-are-not-gitrepos"),
     pytest.param(Answer(429, _status_body("slow down", 429), (("Retry-After", "1000"),)),
                  "last failure: 429 slow down", id="retry-after-1000-seconds"),
+    pytest.param(Answer(302, b"{}", (("Location", "http://127.0.0.1:9/elsewhere"),)),
+                 "the API server answered with a redirect, which is not followed", id="redirect"),
     pytest.param(Answer(200, b'{"major": "1", "minor": "37"}' + b" " * 1000, drip=True),
                  "the API server did not answer within 5s", id="a-byte-at-a-time"),
 ])
