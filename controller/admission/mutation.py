@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
-import jsonpatch
 import jsonpointer
 
 from controller.fleet.durations import parse_go_duration
@@ -71,7 +70,7 @@ def _defaulting_patch(obj: Mapping[str, Any], polling_interval: str) -> list[Pat
             path = "/metadata/annotations/" + jsonpointer.escape(DEFAULTED_ANNOTATION)
             operations.append({"op": "add", "path": path, "value": "true"})
     # Malformed metadata or annotations are left alone: the API server rejects them anyway.
-    return cast(list[PatchOperation], jsonpatch.JsonPatch(operations).patch)
+    return operations
 
 
 def _carries_defaulted_annotation(obj: Mapping[str, Any]) -> bool:
