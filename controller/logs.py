@@ -54,11 +54,12 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-# Characters a terminal or a line reader acts on: C0 and C1 controls, DEL, the Unicode line and
-# paragraph separators, and the bidirectional overrides and isolates.
-_CONTROL = "\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-_BARE = re.compile(f"[^\\s=\"\\\\{_CONTROL}]+")
-_ESCAPE = re.compile(f"[{_CONTROL}]")
+TERMINAL_CONTROLS = "\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff"
+"""Characters a terminal or a line reader acts on, as the inside of a regex class: C0 and C1
+controls, DEL, zero-width and direction marks, the line and paragraph separators, the bidirectional
+overrides and isolates, and the byte-order mark."""
+_BARE = re.compile(f"[^\\s=\"\\\\{TERMINAL_CONTROLS}]+")
+_ESCAPE = re.compile(f"[{TERMINAL_CONTROLS}]")
 
 
 def _text_value(value: Any) -> str:

@@ -22,14 +22,14 @@ from typing import Any
 
 from controller.cli.errors import Failure, UsageError
 from controller.deadlines import Expired, within
+from controller.logs import TERMINAL_CONTROLS
 from controller.providers.standard_webhooks import decode_key, sign
 from controller.settings import Settings
 
 _COMMIT = re.compile(r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$")
 _MAX_ANSWER = 64 * 1024
-# Control characters (line breaks too: the answer is printed on one line) and the format characters
-# that reorder or hide text on a terminal (bidi overrides, zero-width marks).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# Line breaks too: the answer is printed on one line.
+_CONTROL = re.compile(f"[{TERMINAL_CONTROLS}]")
 
 
 def run(arguments: dict[str, Any], settings: Settings) -> int:

@@ -206,6 +206,6 @@ def test_an_answer_that_is_not_http_is_one_line_without_its_escapes(answer: byte
 
 
 def test_line_breaks_and_bidi_overrides_in_an_answer_are_shown_escaped(capture: Capture) -> None:
-    capture.answer = "ok\r\nFAKE LINE \u202egnp.exe".encode()
+    capture.answer = "ok\r\nFAKE LINE \u202egnp.exe\u2028SECOND".encode()
     result = _trigger("--url", capture.url, *PUSH)
-    assert result.stdout == "202 ok\\x0d\\x0aFAKE LINE \\u202egnp.exe\n"
+    assert result.stdout == "202 ok\\x0d\\x0aFAKE LINE \\u202egnp.exe\\u2028SECOND\n"

@@ -24,6 +24,7 @@ from controller.logs import TextFormatter, fields
     ("del\x7f", '"del\\u007f"'),
     ("a\u2028b", '"a\\u2028b"'),
     ("evil\u202etxt.exe", '"evil\\u202etxt.exe"'),
+    ("zero\u200bwidth\ufeff", '"zero\\u200bwidth\\ufeff"'),
     ("ünïcode", "ünïcode"),
 ])
 def test_text_log_values_are_one_field_each(value: object, written: str) -> None:
