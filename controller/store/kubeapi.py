@@ -11,7 +11,7 @@ import json
 import ssl
 import time
 from contextlib import nullcontext
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 import urllib3
@@ -155,15 +155,24 @@ def _read(response: Any) -> bytes:
 E = TypeVar("E", bound=BaseException)
 
 
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """The error, then what it wraps: urllib3's ``reason``, a ProtocolError's cause (its second
+    argument), ``__cause__``/``__context__``; each once."""
+    pending: list[object] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue   # an ssl error's reason, for one, is a string
+        seen.add(id(current))
+        yield current
+        pending += [getattr(current, "reason", None), *current.args[1:2],
+                    current.__cause__ or current.__context__]
+
+
 def _found(error: BaseException, kind: type[E]) -> E | None:
-    """The first ``kind`` among the error, the reasons urllib3 wraps, and their causes."""
-    seen: BaseException | None = error
-    while seen is not None:
-        for candidate in (seen, getattr(seen, "reason", None), *getattr(seen, "args", ())[1:2]):
-            if isinstance(candidate, kind):
-                return candidate
-        seen = seen.__cause__ or seen.__context__
-    return None
+    """The first ``kind`` in the error's chain."""
+    return next((link for link in _chain(error) if isinstance(link, kind)), None)
 
 
 def _unreachable(error: BaseException) -> str:
@@ -186,13 +195,10 @@ def _unreachable(error: BaseException) -> str:
 
 def _root_cause(error: BaseException) -> str:
     """The socket error under urllib3's wrappers (``Connection refused (111)``), else the error."""
-    seen: BaseException | None = getattr(error, "reason", None) or error
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.strerror:
-            errno = f" ({seen.errno})" if seen.errno and not isinstance(seen, ssl.SSLError) else ""
-            return f"{seen.strerror}{errno}"
-        wrapped = seen.args[1] if len(seen.args) > 1 and isinstance(seen.args[1], BaseException) else None
-        seen = wrapped or seen.__cause__ or seen.__context__
+    found = next((link for link in _chain(error) if isinstance(link, OSError) and link.strerror), None)
+    if found is not None:
+        errno = f" ({found.errno})" if found.errno and not isinstance(found, ssl.SSLError) else ""
+        return f"{found.strerror}{errno}"
     return safe(f"{type(error).__name__}: {error}", 200) or type(error).__name__
 
 
