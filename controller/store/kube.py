@@ -28,7 +28,7 @@ from controller.store import GitRepoGone, StoreError, StoreUnavailable, timestam
 from controller.store.events import EventRecorder
 from controller.store.index import GitRepoIndex
 from controller.store.kubeapi import GITREPOS, MERGE_PATCH, ApiError, KubeApi, gitrepo_path
-from controller.store.kubeclient import KubeConfigError, api_client
+from controller.store.kubeclient import KubeConfigError, kube_api
 from controller.store.lease import LeaderElector
 from controller.store.reflector import Backoff, Collection, JsonObject, Reflector
 from controller.store import rbac
@@ -66,10 +66,10 @@ class KubeStore:
                 one_shot: bool = False) -> KubeStore:
         """Load the client configuration (no connection, no thread yet); ``one_shot`` for a command line."""
         try:
-            client = api_client(source, one_shot)
+            api = kube_api(source, one_shot)
         except KubeConfigError as error:
             raise StoreError(str(error)) from None
-        return cls(KubeApi(client, one_shot), settings, source, per_gitrepo_secrets)
+        return cls(api, settings, source, per_gitrepo_secrets)
 
     @property
     def description(self) -> str:

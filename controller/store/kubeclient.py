@@ -14,6 +14,7 @@ from urllib3.exceptions import InsecureRequestWarning
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
+from controller.store.kubeapi import KubeApi
 from controller.store.select import IN_CLUSTER
 
 
@@ -53,6 +54,12 @@ def api_client(source: str | None, one_shot: bool = False) -> client.ApiClient:
     configuration.retries = Retry(total=3, read=0, redirect=0, respect_retry_after_header=False) \
         if one_shot else Retry(total=3, retry_after_max=5)
     return client.ApiClient(configuration)
+
+
+def kube_api(source: str | None, one_shot: bool = False) -> KubeApi:
+    """A KubeApi over :func:`api_client`; ``one_shot`` applies to both (no resends, whole-exchange
+    deadlines)."""
+    return KubeApi(api_client(source, one_shot), one_shot)
 
 
 def _check_tls_files(configuration: client.Configuration, source: str | None) -> None:

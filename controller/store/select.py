@@ -91,13 +91,12 @@ def open_store(settings: Settings, role: str = "receiver", environ: Mapping[str,
 def command_api(settings: Settings) -> KubeApi:
     """The cluster of a command that writes or reads a few objects directly (``certs inject``,
     ``secret``); raises StoreError when none is configured or its kubeconfig is wrong."""
-    from controller.store.kubeapi import KubeApi
-    from controller.store.kubeclient import KubeConfigError, api_client
+    from controller.store.kubeclient import KubeConfigError, kube_api
     source = cluster_config_source(settings.kubeconfig, os.environ, os.path.expanduser("~"))
     if source is None:
         raise StoreError(NO_CLUSTER)
     try:
-        return KubeApi(api_client(source, one_shot=True), one_shot=True)
+        return kube_api(source, one_shot=True)
     except KubeConfigError as error:
         raise StoreError(str(error)) from None
 
