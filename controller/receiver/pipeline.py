@@ -146,15 +146,17 @@ class Receiver:
 
     def _authorize(self, provider: Provider, plan: Plan) -> None:
         refusal = plan.refusal(self.settings.require_signature)
-        if refusal is not None and self.dry_run:
-            raise refusal   # explain reports it; nothing was refused
+        if self.dry_run:   # explain: it reports the refusal; nothing was received, so nothing is logged
+            if refusal is not None:
+                raise refusal
+            return
         if refusal is not None:
             # One field of what the client sent, cut short; the rest is ours.
             log.warning("delivery refused", extra=fields(
                 provider=provider.name, delivery=safe(plan.event.delivery_id), status=refusal.status,
                 secrets=[str(v.secret) for v in plan.applying][:5], reason=refusal.message))
             raise refusal
-        if not plan.applying and not self.dry_run:
+        if not plan.applying:
             metrics.UNAUTHENTICATED.labels(provider.name).inc()
             log.warning("unauthenticated delivery accepted: no secret applies; create the "
                         "gitjob-webhook Secret or set spec.webhookSecret", extra=fields(
