@@ -19,10 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import requests
-import yaml
 
 from cluster import pki
 from cluster.binaries import Binaries
+from support.kubeconfig import write_kubeconfig
 from support.waiting import free_port, wait_for
 
 APISERVER_READY_SECONDS = 90.0  # measured 3.5 to 5 s on 2 cores; CI shares them with the tests
@@ -265,13 +265,5 @@ class ControlPlane:
                          user: str = pki.ADMIN_USER) -> pathlib.Path:
         """A kubeconfig for ``server`` (default: this API server) with ``token`` (default: the admin's)."""
         ca_data = base64.b64encode(self.pki.ca_file.read_bytes()).decode()
-        config = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "test",
-            "clusters": [{"name": "test", "cluster": {"server": server or self.url,
-                                                      "certificate-authority-data": ca_data}}],
-            "users": [{"name": user, "user": {"token": token or self.token}}],
-            "contexts": [{"name": "test", "context": {"cluster": "test", "user": user}}],
-        }
-        path.write_text(yaml.safe_dump(config))
-        os.chmod(path, 0o600)
-        return path
+        return write_kubeconfig(path, server or self.url, cluster={"certificate-authority-data": ca_data},
+                                user={"token": token or self.token}, user_name=user, context="test")

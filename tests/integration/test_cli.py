@@ -13,6 +13,7 @@ import pytest
 
 from cluster.faults import FaultProxy
 from cluster.isolation import Cluster
+from support.kubeconfig import write_kubeconfig
 from support.kube import WEBHOOK_KINDS, Objects, rendered_webhook_configurations
 from support.paths import EXAMPLE_GITREPOS
 from support import service
@@ -172,13 +173,7 @@ def _unreachable_kubeconfig(tmp_path: pathlib.Path) -> pathlib.Path:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}'}}}}]\n"
-        "users: [{name: u, user: {token: t}}]\n"
-        "contexts: [{name: c, context: {cluster: c, user: u}}]\n")
-    return kubeconfig
+    return write_kubeconfig(tmp_path / "kubeconfig", f"https://127.0.0.1:{port}")
 
 
 def test_certs_inject_against_an_unreachable_api_server_is_a_runtime_failure(
@@ -206,12 +201,7 @@ def test_an_api_server_certificate_the_kubeconfig_does_not_trust_is_said_as_such
         start_admission: Callable[..., service.Service], tmp_path: pathlib.Path) -> None:
     """The admission listener (the dev CA's certificate) stands in for an API server with another CA."""
     admission = start_admission()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        f"clusters: [{{name: c, cluster: {{server: '{admission.admission}'}}}}]\n"
-        "users: [{name: u, user: {token: t}}]\n"
-        "contexts: [{name: c, context: {cluster: c, user: u}}]\n")
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", admission.admission)
     result = _run("status", "--kubeconfig", str(kubeconfig))
     _assert_one_line_error(result, 1, "the API server's certificate does not verify",
                            "check the kubeconfig's certificate-authority")

@@ -33,6 +33,7 @@ from cluster.faults import FaultProxy
 from cluster.isolation import Cluster
 from resilience.reskit import REPO, commit_for, gitrepo, global_secret, push_body, push_headers, signature
 from support import service
+from support.kubeconfig import write_kubeconfig
 from support.paths import EXAMPLE_GITREPOS
 from support.waiting import wait_for
 
@@ -583,13 +584,8 @@ def test_a_kubeconfig_whose_tls_material_is_not_pem_is_named_as_such(
         tmp_path: pathlib.Path, credentials: dict[str, dict[str, str]], named: str,
         command: tuple[str, ...]) -> None:
     """Not "the API server cannot be reached: [X509] PEM lib", which sends one to debug the network."""
-    config = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
-              "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1",
-                                                     **credentials.get("cluster", {})}}],
-              "users": [{"name": "u", "user": credentials.get("user", {"token": "t"})}],
-              "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:1",
+                                  cluster=credentials.get("cluster"), user=credentials.get("user"))
     result = _gitjob_webhook(*command, "--kubeconfig", str(kubeconfig))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
@@ -662,12 +658,7 @@ def test_what_an_api_server_answers_never_breaks_the_one_line_error(
     impostor.stopping = threading.Event()  # type: ignore[attr-defined]
     threading.Thread(target=impostor.serve_forever, daemon=True).start()
     try:
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "c",
-            "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{impostor.server_port}"}}],
-            "users": [{"name": "u", "user": {"token": "t"}}],
-            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{impostor.server_port}")
         result = _gitjob_webhook("status", "--kubeconfig", str(kubeconfig))
     finally:
         impostor.stopping.set()  # type: ignore[attr-defined]
