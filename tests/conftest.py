@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -21,6 +21,23 @@ RunService = Callable[..., service.Service]
 
 OFFLINE_EXAMPLE = ("--store", "offline", "--gitrepos", str(EXAMPLE_GITREPOS))
 """Flags that serve the example offline store (the default of the start helpers below)."""
+
+Reporting = Generator[None, pytest.TestReport, pytest.TestReport]
+_SERVICES = pytest.StashKey[list[service.Service]]()
+_LOG_TAIL_LINES = 80
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Reporting:
+    """A failing test's report ends with what each service it started logged last: a flaky failure
+    in CI can then be told apart (a worker that died, a request refused and why) from its one run."""
+    report = yield
+    if report.failed and report.when in ("setup", "call"):
+        services: list[service.Service] = item.stash.get(_SERVICES, [])
+        for number, started in enumerate(services):
+            tail = started.log().splitlines()[-_LOG_TAIL_LINES:]
+            report.sections.append((f"service {number} log (last {len(tail)} lines)", "\n".join(tail)))
+    return report
 
 
 @pytest.hookimpl(optionalhook=True)  # a run with -p no:xdist has no such hook
@@ -64,10 +81,11 @@ def _no_service_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def run_service(tmp_path: pathlib.Path) -> Iterator[RunService]:
+def run_service(tmp_path: pathlib.Path, request: pytest.FixtureRequest) -> Iterator[RunService]:
     """Start ``gitjob-webhook ...`` processes (``run_service("serve", "receiver", ...)``); each is
-    stopped (SIGTERM, then waited for) at the end of the test."""
+    stopped (SIGTERM, then waited for) at the end of the test, and its log ends a failing test's report."""
     started: list[service.Service] = []
+    request.node.stash[_SERVICES] = started
 
     def run(*arguments: str, env: dict[str, str] | None = None) -> service.Service:
         log_path = str(tmp_path / f"service-{len(started)}.log")
