@@ -8,9 +8,11 @@ only needs a handful of paths, so it sends plain JSON and reads plain JSON, whil
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import time
 from contextlib import nullcontext
+from http import HTTPStatus
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -70,6 +72,10 @@ def lease_path(namespace: str, name: str = "") -> str:
 MAX_ANSWER_BYTES = 256 * 1024 * 1024
 """The largest answer read (decoded): a list page of 500 GitRepos of the 1.5 MB etcd allows is far
 beyond any real one; an answer that never ends, or a compressed bomb, stops here."""
+
+_TAGS = re.compile(r"<[^>]*>")
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
 
 
 class KubeApi:
@@ -203,13 +209,19 @@ def _root_cause(error: BaseException) -> str:
 
 
 def _error(status: int, data: bytes | None, headers: Any) -> ApiError:
-    reason = ""
+    # The server's words reach a terminal and logs: printable, one line, cut short.
     try:
         body = json.loads(data or b"{}")
-        # The server's words reach a terminal and logs: printable, one line, cut short.
         reason = safe(str(body.get("message") or body.get("reason") or ""), 300) or ""
     except (ValueError, AttributeError, RecursionError):
-        pass
+        # Not a Kubernetes Status: a proxy's or load balancer's page in front of the API server; its
+        # title ("502 Bad Gateway"), else its words.
+        page = (data or b"")[:4096].decode("utf-8", "replace")
+        title = _TITLE.search(page)
+        words = " ".join(_TAGS.sub(" ", title.group(1) if title else page).split())
+        reason = safe(words.removeprefix(f"{status} "), 120) or ""
+    if not reason and status in _PHRASES:
+        reason = _PHRASES[status]
     retry_after = None
     try:
         retry_after = float(headers.get("Retry-After")) if headers.get("Retry-After") else None

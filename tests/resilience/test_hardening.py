@@ -631,6 +631,10 @@ def _status_body(message: str, code: int = 401) -> bytes:
                        "reason": "Unauthorized", "code": code}).encode()
 
 
+_PROXY_PAGE = (b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><hr>"
+               b"<center>nginx</center></body></html>")
+
+
 @pytest.mark.parametrize(("answer", "named"), [
     pytest.param(Answer(401, _status_body("Unauthorized \x1b[31m red\nsecond line")),
                  "401 Unauthorized ?[31m red?second", id="control-characters"),
@@ -638,6 +642,10 @@ def _status_body(message: str, code: int = 401) -> bytes:
     pytest.param(Answer(200, b'{"kind": "GitRepoList", "items": ' + b"[" * 100_000),
                  "200 the answer is not JSON", id="nested-too-deep"),
     pytest.param(Answer(200, b"[1, 2]"), "200 the answer is not a JSON object", id="not-an-object"),
+    pytest.param(Answer(502, _PROXY_PAGE), "(last failure: 502 Bad Gateway)", id="a-proxy-page"),
+    pytest.param(Answer(503, b"upstream connect error or disconnect/reset before headers. reset reason: x"),
+                 "503 upstream connect error or disconnect/reset before headers.", id="a-proxy-text"),
+    pytest.param(Answer(500, b""), "500 Internal Server Error", id="no-body"),
     pytest.param(Answer(200, b'{"kind": "Status"}'), "is not a list", id="not-a-list"),
     pytest.param(Answer(200, b'{"kind": "GitRepoList", "metadata": {}, "items": [{"metadata": "nope"}]}'),
                  "last failure: unexpected ", id="items-that-are-not-gitrepos"),
