@@ -6,7 +6,8 @@ import logging
 import os
 import ssl
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import yaml
 from urllib3 import Retry
@@ -14,6 +15,7 @@ from urllib3.exceptions import InsecureRequestWarning
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
+from controller.logs import safe
 from controller.store.kubeapi import KubeApi
 from controller.store.select import IN_CLUSTER
 
@@ -36,8 +38,11 @@ def api_client(source: str | None, one_shot: bool = False) -> client.ApiClient:
         if source == IN_CLUSTER:
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         else:
-            config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=source, client_configuration=configuration)
+            with _credential_plugin_failures() as failures:
+                config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=source, client_configuration=configuration)
+            if failures:
+                raise KubeConfigError(f"{_name(source)}: its credential plugin failed ({failures[0]})")
             if not configuration.verify_ssl:
                 _insecure(source)
     except ConfigException as error:
@@ -60,6 +65,28 @@ def kube_api(source: str | None, one_shot: bool = False) -> KubeApi:
     """A KubeApi over :func:`api_client`; ``one_shot`` applies to both (no resends, whole-exchange
     deadlines)."""
     return KubeApi(api_client(source, one_shot), one_shot)
+
+
+@contextmanager
+def _credential_plugin_failures() -> Iterator[list[str]]:
+    """What the kubernetes client says when a kubeconfig's ``exec`` plugin fails (the plugin's stderr:
+    "not logged in"), one line each. The client logs it on the root logger, at any length and over
+    several lines, and goes on without credentials: the command would then fail later for a reason
+    that hides this one."""
+    failures: list[str] = []
+
+    def capture(record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:   # the root logger: only the kubernetes client runs here
+            return True
+        failures.append(safe(" ".join(record.getMessage().split()), 300) or "")
+        return False
+
+    root = logging.getLogger()
+    root.addFilter(capture)
+    try:
+        yield failures
+    finally:
+        root.removeFilter(capture)
 
 
 def _check_tls_files(configuration: client.Configuration, source: str | None) -> None:

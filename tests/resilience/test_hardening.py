@@ -573,17 +573,27 @@ def test_a_file_that_is_not_a_kubeconfig_is_one_line(tmp_path: pathlib.Path, tex
     assert result.stderr.count("\n") == 1 and str(not_a_kubeconfig) in result.stderr, result.stderr
 
 
+def _plugin(script: str) -> dict[str, Any]:
+    """A kubeconfig user whose credentials come from an ``exec`` plugin running ``script``."""
+    return {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "sh", "args": ["-c", script],
+                     "interactiveMode": "Never"}}
+
+
 @pytest.mark.parametrize(("credentials", "named"), [
     ({"cluster": {"certificate-authority-data": "bm90IGEgY2VydA=="}},
      "its certificate-authority cannot be used"),
     ({"user": {"client-certificate-data": "bm90IGEgY2VydA==", "client-key-data": "bm90IGEga2V5"}},
      "its client-certificate/client-key cannot be used"),
+    ({"user": _plugin("printf 'error: not logged in,\\n\\033[31mrun: sso login\\n' >&2; exit 1")},
+     "its credential plugin failed (exec: process returned 1. error: not logged in, ?[31mrun: sso login)"),
+    ({"user": _plugin("echo '{not json'")}, "its credential plugin failed (exec: failed to decode"),
 ])
 @pytest.mark.parametrize("command", [("status",), ("secret", "status")])
-def test_a_kubeconfig_whose_tls_material_is_not_pem_is_named_as_such(
+def test_a_kubeconfig_whose_credentials_cannot_be_used_is_named_as_such(
         tmp_path: pathlib.Path, credentials: dict[str, dict[str, str]], named: str,
         command: tuple[str, ...]) -> None:
-    """Not "the API server cannot be reached: [X509] PEM lib", which sends one to debug the network."""
+    """Not "the API server cannot be reached: [X509] PEM lib", which sends one to debug the network, nor
+    the kubernetes client's own lines about a failed credential plugin before an unrelated error."""
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:1",
                                   cluster=credentials.get("cluster"), user=credentials.get("user"))
     result = _gitjob_webhook(*command, "--kubeconfig", str(kubeconfig))
