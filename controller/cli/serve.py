@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
 import subprocess
 import sys
+from functools import partial
 from typing import Any
 
 from controller.admission.reviews import MAX_REVIEW_BYTES
@@ -84,20 +86,25 @@ def serve_all(settings: Settings) -> int:
         store.stop()
     environment = dict(os.environ)
     environment.update(child_environment(settings))
+    # The children are in sessions of their own, and stop with this process however it ends: Ctrl-C
+    # and a closed terminal (SIGHUP, which gunicorn takes as "reload") reach them only as this
+    # process's SIGTERM, and a SIGKILL of this process as the kernel's (PR_SET_PDEATHSIG).
+    parent = os.getpid()
     children = {
         name: subprocess.Popen([sys.executable, "-m", "controller", "serve", name,
-                                "--listen", str(listen)], env=environment)
+                                "--listen", str(listen)], env=environment, start_new_session=True,
+                               preexec_fn=partial(_stop_with_parent, parent))
         for name, listen in (("receiver", settings.receiver_listen),
                              ("admission", settings.admission_listen))
     }
 
-    def forward(signum: int, _frame: Any) -> None:
+    def stop(_signum: int, _frame: Any) -> None:
         for child in children.values():
             if child.poll() is None:
-                child.send_signal(signum)
+                child.terminate()
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    for stopping in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(stopping, stop)
     status = 0
     try:
         finished = _wait_any(list(children.values()))
@@ -112,6 +119,17 @@ def serve_all(settings: Settings) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
     return status if status >= 0 else 0
+
+
+def _stop_with_parent(parent: int) -> None:
+    """In the child, before it runs: SIGTERM when the parent dies, or at once if it already has."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _wait_any(children: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:

@@ -736,3 +736,62 @@ def test_ctrl_c_stops_serve_all_every_time(dev_certs: Any, tmp_path: Any) -> Non
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process under ``pid`` (children, their workers), read from /proc."""
+    found: set[int] = set()
+    waiting = [pid]
+    while waiting:
+        for task in pathlib.Path(f"/proc/{waiting.pop()}/task").glob("*"):
+            try:
+                children = {int(child) for child in (task / "children").read_text().split()}
+            except OSError:
+                continue
+            waiting += children - found
+            found |= children
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.parametrize(("stop", "group"), [
+    pytest.param(signal.SIGINT, True, id="ctrl-c"),
+    pytest.param(signal.SIGHUP, True, id="terminal-closed"),
+    pytest.param(signal.SIGTERM, False, id="terminated"),
+    pytest.param(signal.SIGKILL, False, id="killed"),
+])
+def test_serve_all_leaves_nothing_running_however_it_is_stopped(
+        dev_certs: Any, tmp_path: Any, stop: signal.Signals, group: bool) -> None:
+    """A closed terminal (SIGHUP: gunicorn's "reload") or a killed parent used to leave both servers
+    running on their ports, and the next `make run` found them in use."""
+    from support.service import command
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command("serve", "all", "--receiver-listen", "127.0.0.1:0",
+                                           "--admission-listen", "127.0.0.1:0", "--store", "offline",
+                                           "--tls-cert", str(dev_certs / "tls.crt"),
+                                           "--tls-key", str(dev_certs / "tls.key")),
+                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    running: set[int] = set()
+    try:
+        wait_for(lambda: log.read_text().count("Booting worker") == 2, timeout=30, message="both workers")
+        running = _descendants(process.pid)
+        assert len(running) == 4, running   # two gunicorn arbiters, one worker each
+        if group:
+            os.killpg(process.pid, stop)
+        else:
+            process.send_signal(stop)
+        process.wait(timeout=30)
+        wait_for(lambda: not any(_alive(pid) for pid in running), timeout=30,
+                 message=f"every process of serve all to stop:\n{log.read_text()[-3000:]}")
+    finally:
+        for pid in [process.pid, *running]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        process.wait()
