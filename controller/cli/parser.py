@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from controller import __version__, providers, settings
 from controller.certs.issue import DEFAULT_SERVICE
@@ -18,10 +18,26 @@ RECEIVING = ("require_signature", "max_body_size", "rate_limit", "rate_burst", "
 TLS = ("tls_cert", "tls_key")
 
 
+_UNRECOGNIZED = "unrecognized arguments: "
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and exit status 2), not usage plus error."""
+    """argparse, but a usage error is one line (and exit status 2), not usage plus error; options are
+    never abbreviated (``trigger --secret VALUE`` would be read as ``--secret-file`` and the error
+    would repeat the secret), and an unknown option's value is not repeated either."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        if message.startswith(_UNRECOGNIZED):
+            tokens = message[len(_UNRECOGNIZED):].split()
+            names = [token.split("=", 1)[0] for token in tokens if token.startswith("-")]
+            message = _UNRECOGNIZED + " ".join(names or tokens)
+            if "--secret" in names:
+                message += " (a secret never goes on the command line: GITJOB_WEBHOOK_TRIGGER_SECRET or " \
+                           "--secret-file)"
         raise UsageError(message)
 
 

@@ -65,6 +65,20 @@ def test_a_usage_mistake_is_one_line_and_status_2(arguments: tuple[str, ...], ex
     _assert_one_line_error(_run(*arguments), 2, expected)
 
 
+@pytest.mark.parametrize("arguments", [("--secret", "whsec_SEKRET"), ("--secret=whsec_SEKRET",)])
+def test_a_secret_on_the_command_line_is_refused_without_being_repeated(arguments: tuple[str, ...]) -> None:
+    """argparse read `--secret` as an abbreviation of `--secret-file`, and its error repeated the secret
+    into the terminal and CI logs; options are never abbreviated now, and unknown ones lose their value."""
+    result = _run("trigger", "--url", "http://127.0.0.1:1/", *arguments)
+    _assert_one_line_error(result, 2, "unrecognized arguments: --secret (a secret never goes on the command "
+                                      "line: GITJOB_WEBHOOK_TRIGGER_SECRET or --secret-file)")
+    assert "SEKRET" not in result.stderr
+
+
+def test_an_abbreviated_option_is_not_guessed() -> None:
+    _assert_one_line_error(_run("status", "--namespac", "x"), 2, "unrecognized arguments: --namespac")
+
+
 def test_an_unreadable_certificate_is_named(tmp_path: pathlib.Path) -> None:
     result = _run(
         "serve",
