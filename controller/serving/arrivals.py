@@ -81,6 +81,8 @@ class Arrival:
     writing: bool = False
     draining: int = 0
     """After an early answer: bytes still to read and drop, so the client gets to read the answer."""
+    ended: bool = False
+    """The client closed its side after sending something (a whole request is still answered)."""
 
 
 def probe_kind(request: bytearray) -> str:

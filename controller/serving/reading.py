@@ -88,6 +88,8 @@ class MainLoopReading:
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_event, state))
 
     def _on_event(self, state: Arrival, _fileobj: Any) -> None:
+        if self.reading.get(state.conn) is not state:
+            return   # closed earlier in this batch of events (to make room): its event is stale
         if state.draining:
             self._drain(state)
             return
@@ -102,6 +104,8 @@ class MainLoopReading:
             self._refuse(state, 413, "payload-too-large", scan.reason)
         elif scan.framing is Framing.MALFORMED:
             self._refuse(state, 400, "malformed", scan.reason)
+        elif state.ended:
+            self._drop(state)   # the client closed before its request was complete
         elif scan.expects_continue and not state.continued:
             state.continued = True
             self._send_quietly(state.conn.sock, b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -134,8 +138,13 @@ class MainLoopReading:
                 self._drop(state)
                 return False
             if not data:
-                self._drop(state)   # the client went away before its request was complete
-                return False
+                # The client closed its side: what it sent may still be a whole request (RFC 9112
+                # allows the half-close), answered as any other; _on_event drops anything less.
+                if not state.buffer:
+                    self._drop(state)
+                    return False
+                state.ended = True
+                return True
             if not self._room_for(len(state.buffer) + len(data), len(data)):
                 self._refuse(state, 503, "unavailable", "too many requests are arriving at once; retry")
                 return False
@@ -144,11 +153,20 @@ class MainLoopReading:
         return True
 
     def _make_room(self) -> None:
-        """Near the connection cap, a new connection costs the oldest idle one (kept alive, or a
-        request still arriving): a flood of idle connections never stops the worker accepting, so a
-        probe or a push still gets in. gunicorn stops accepting at the cap itself."""
+        """Near the connection cap, a new connection costs an idle one: a flood of idle connections
+        never stops the worker accepting, so a probe or a push still gets in. gunicorn stops accepting
+        at the cap itself.
+
+        The oldest connection that has not sent a byte (or is closing) goes first, then the oldest kept
+        alive (an Ingress's or the API server's pool: a client that finished a request may be sending
+        its next one), then the request arriving for longest (the earliest deadline). Complete
+        requests never wait here.
+        """
         while self.nr_conns > self.cfg.worker_connections * _CROWDED:
-            if self.keepalived_conns:
+            silent = [state for state in self.reading.values() if not state.buffer]
+            if silent:
+                self._drop(min(silent, key=lambda state: state.deadline))
+            elif self.keepalived_conns:
                 idle = self.keepalived_conns.popleft()
                 try:
                     self.poller.unregister(idle.sock)
@@ -157,7 +175,6 @@ class MainLoopReading:
                 self.nr_conns -= 1
                 idle.close()
             elif self.reading:
-                # The oldest request still arriving (the earliest deadline); complete ones never wait here.
                 self._drop(min(self.reading.values(), key=lambda state: state.deadline))
             else:
                 return
@@ -229,6 +246,8 @@ class MainLoopReading:
                 return
 
     def _drop(self, state: Arrival) -> None:
+        if self.reading.get(state.conn) is not state:
+            return   # already dropped: the connection must not be counted out twice
         conn = self._forget(state)
         self.nr_conns -= 1
         conn.close()

@@ -27,7 +27,8 @@ from typing import Any
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from controller.logs import fields, safe
-from controller.serving.arrivals import RequestLimits, is_client_error, parse_error_status, plain_answer
+from controller.serving.arrivals import (Arrival, RequestLimits, is_client_error, parse_error_status,
+                                         plain_answer)
 from controller.serving.reading import PROBE_THREADS, MainLoopReading
 
 __all__ = ["BufferingWorker", "note_early_stops", "worker_class"]
@@ -86,6 +87,45 @@ class BufferingWorker(MainLoopReading, ThreadWorker):  # type: ignore[misc]
             return
         self._start_reading(conn)
 
+    def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
+        if client.fileno() == -1:
+            return   # closed earlier in this batch of events (to make room): its event is stale
+        super().on_client_socket_readable(conn, client)
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        """As gthread's, except that a client connection whose callback fails (a bug) is closed and
+        logged, instead of ending the worker and resetting every other connection it holds."""
+        try:
+            events = self.poller.select(timeout)
+        except InterruptedError:
+            return
+        for key, _ in events:
+            target = getattr(key.data, "args", (None,))[0]
+            conn = target.conn if isinstance(target, Arrival) else target
+            try:
+                key.data(key.fileobj)
+            except Exception as error:
+                if not isinstance(conn, TConn):
+                    raise   # the listener or the worker's own pipe: gunicorn restarts the worker
+                self.log.error("closed a connection whose event failed", exc_info=error)
+                self._close_broken(conn)
+
+    def _close_broken(self, conn: TConn) -> None:
+        """Close a connection the main loop owns (only those are on the poller), counted out once."""
+        state = self.reading.get(conn)
+        if state is not None:
+            self._drop(state)
+            return
+        if conn in self.keepalived_conns:
+            self.keepalived_conns.remove(conn)
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        if conn.sock.fileno() != -1:   # a closed socket was counted out by whoever closed it
+            self.nr_conns -= 1
+            conn.close()
+
     def _answered(self, conn: TConn, done: futures.Future[Any]) -> None:
         """In the thread that answered: the request no longer counts as in flight (at once, or a
         client that sends its next request on a new connection could find its last one counted)."""
@@ -141,6 +181,11 @@ class BufferingWorker(MainLoopReading, ThreadWorker):  # type: ignore[misc]
             else:
                 self._refuse(state, 408, "request-timeout", f"the request did not arrive within "
                              f"{self.limits.timeout:g} s (--request-timeout)")
+
+    def handle_request(self, req: Any, conn: TConn) -> Any:
+        if getattr(conn, "pipelined", False):
+            req.must_close = True   # the bytes after this request were not kept: the answer says close
+        return super().handle_request(req, conn)
 
     def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
         # Bytes after the request (a pipelined one) were not kept: close rather than lose them silently.

@@ -8,6 +8,7 @@ the behaviour only (deadlines in them are upper bounds for a wait, not speed tar
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import http.server
 import json
@@ -20,7 +21,7 @@ import struct
 import subprocess
 import termios
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +120,114 @@ def test_a_thousand_idle_connections_do_not_stop_the_worker_accepting(start_rece
     finally:
         for connection in idle:
             connection.close()
+
+
+def _raw_request(method: str, path: str, body: bytes = b"", headers: str = "") -> bytes:
+    return (f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{headers}\r\n".encode()
+            + body)
+
+
+_ZEN = _raw_request("POST", "/", push_body(commit_for("zen")),
+                    "Content-Type: application/json\r\nX-GitHub-Event: zen\r\n")
+
+
+def _quiescent(worker: int) -> bool:
+    """The worker's main loop waits in epoll and every other thread sleeps: nothing is in flight."""
+    if pathlib.Path(f"/proc/{worker}/wchan").read_text() != "do_epoll_wait":
+        return False
+    return all(pathlib.Path(task, "stat").read_text().split(") ", 1)[1][0] == "S"
+               for task in pathlib.Path(f"/proc/{worker}/task").iterdir())
+
+
+def _server_sockets(port: int, state: str) -> int:
+    """How many of the receiver's connections on ``port`` are in ``state`` (as ss names it)."""
+    listing = subprocess.run(["ss", "-Htn", "state", state, f"( sport = :{port} )"], capture_output=True,
+                             text=True, check=True).stdout
+    return len(listing.splitlines())
+
+
+@contextlib.contextmanager
+def _one_batch(worker: int, port: int, closing: int) -> Iterator[None]:
+    """What the body does while the worker is stopped reaches its main loop as one batch of events
+    (SIGSTOP stands in for a loaded machine descheduling it): ``closing`` connections then wait
+    half-closed by their client, besides whatever the body connected."""
+    wait_for(lambda: _quiescent(worker), message="the worker to be idle")
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        yield
+        wait_for(lambda: _server_sockets(port, "close-wait") >= closing, message="the clients' FINs")
+    finally:
+        os.kill(worker, signal.SIGCONT)
+
+
+@pytest.mark.parametrize("crowd", ["silent", "partial"])
+def test_a_connection_closed_to_make_room_while_its_event_waits_costs_no_other(
+        start_receiver: Start, crowd: str) -> None:
+    """At the connection cap a new connection closes an idle one. When that one's own event (its client
+    leaving) was in the same batch, the stale event crashed the worker (a kept-alive connection: every
+    connection it held was reset, the push among them) or counted the connection out twice (one still
+    arriving: the cap then crept up by one each time)."""
+    receiver = start_receiver("--request-timeout", "60")
+    port = _port(receiver.receiver)
+    worker = wait_for(lambda: next(iter(_descendants(receiver.process.pid)), None), message="the worker")
+    crowded: list[socket.socket] = []
+    try:
+        for _ in range(900):
+            crowded.append(socket.create_connection(("127.0.0.1", port), timeout=60))
+            if crowd == "partial":   # a request still arriving: the kept-alive connection goes first
+                crowded[-1].sendall(b"P")
+        kept = socket.create_connection(("127.0.0.1", port), timeout=10)
+        crowded.append(kept)
+        kept.sendall(_raw_request("GET", "/healthz"))
+        assert kept.recv(4096).startswith(b"HTTP/1.1 200")
+        # Accepting `kept` closed the first of the crowd; each push closes the next idle one: the
+        # kept-alive connection first if the crowd is sending, else the oldest silent one.
+        for round in range(5):
+            if crowd == "partial":
+                leaving = kept if round == 0 else crowded[round]
+            else:
+                leaving = crowded[round + 1]
+            with _one_batch(worker, port, closing=1):
+                push = socket.create_connection(("127.0.0.1", port), timeout=10)
+                push.sendall(_ZEN)
+                leaving.close()
+            crowded.append(push)
+            answer = push.recv(4096)
+            assert answer.startswith((b"HTTP/1.1 200", b"HTTP/1.1 401")), \
+                (round, answer, receiver.log()[-3000:])
+        # A connection counted out twice would let one more stay open for good: twenty more arrive.
+        for _ in range(20):
+            crowded.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        wait_for(lambda: _quiescent(worker), message="the worker to be idle")
+        assert receiver.log().count("Booting worker") == 1, receiver.log()[-3000:]
+        assert _server_sockets(port, "established") <= 900
+    finally:
+        for connection in crowded:
+            connection.close()
+
+
+def test_a_whole_request_followed_by_a_half_close_is_answered(start_receiver: Start) -> None:
+    """RFC 9112 lets a client close its side once it has sent the request: the push is still answered
+    (it was dropped, unlogged, when its end arrived in the same read as the request)."""
+    receiver = start_receiver()
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", _port(receiver.receiver)), timeout=10) as client:
+            client.sendall(_ZEN)
+            client.shutdown(socket.SHUT_WR)
+            assert client.recv(4096).startswith((b"HTTP/1.1 200", b"HTTP/1.1 401"))
+
+
+def test_a_pipelined_request_is_told_the_connection_closes(start_receiver: Start) -> None:
+    """The request behind the first in the same write is not kept: the first answer must not promise
+    keep-alive, or the client waits for an answer that never comes."""
+    receiver = start_receiver()
+    with socket.create_connection(("127.0.0.1", _port(receiver.receiver)), timeout=10) as client:
+        client.sendall(_ZEN + _ZEN)
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    head = answer.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith((b"http/1.1 200", b"http/1.1 401")) and b"connection: close" in head, answer
 
 
 def test_stalled_tls_handshakes_stop_neither_probes_nor_reviews(start_admission: Start) -> None:
