@@ -2,6 +2,8 @@
 
 import sys
 
-from controller.cli.main import main
-
-sys.exit(main())
+try:
+    from controller.cli.main import main
+    sys.exit(main())
+except KeyboardInterrupt:   # Ctrl-C while the command was still loading (main handles it after)
+    sys.exit(130)

@@ -87,8 +87,9 @@ def serve_all(settings: Settings) -> int:
     environment = dict(os.environ)
     environment.update(child_environment(settings))
     # The children are in sessions of their own, and stop with this process however it ends: Ctrl-C
-    # and a closed terminal (SIGHUP, which gunicorn takes as "reload") reach them only as this
-    # process's SIGTERM, and a SIGKILL of this process as the kernel's (PR_SET_PDEATHSIG).
+    # reaches them from this process (gunicorn's quick stop), a closed terminal (SIGHUP, which
+    # gunicorn takes as "reload") and SIGTERM as this process's SIGTERM (graceful), and a SIGKILL of
+    # this process as the kernel's SIGTERM (PR_SET_PDEATHSIG).
     parent = os.getpid()
     children = {
         name: subprocess.Popen([sys.executable, "-m", "controller", "serve", name,
@@ -98,10 +99,10 @@ def serve_all(settings: Settings) -> int:
                              ("admission", settings.admission_listen))
     }
 
-    def stop(_signum: int, _frame: Any) -> None:
+    def stop(signum: int, _frame: Any) -> None:
         for child in children.values():
             if child.poll() is None:
-                child.terminate()
+                child.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
 
     for stopping in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(stopping, stop)
