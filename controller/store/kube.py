@@ -209,7 +209,8 @@ class KubeStore:
                     raise GitRepoGone(f"{what}: not found") from None
                 if not error.transient:
                     raise StoreError(f"{what}: {error}") from None
-                delay = min(error.retry_after or backoff.next(), 5.0)
+                # The server may ask for a longer wait than the backoff's, never a shorter one.
+                delay = min(max(error.retry_after or 0.0, backoff.next()), 5.0)
                 if time.monotonic() + delay >= deadline:
                     raise StoreUnavailable(f"{what}: {error} (gave up after "
                                            f"{self.settings.patch_deadline:g}s)") from None

@@ -74,6 +74,7 @@ MAX_ANSWER_BYTES = 256 * 1024 * 1024
 beyond any real one; an answer that never ends, or a compressed bomb, stops here."""
 
 _TAGS = re.compile(r"<[^>]*>")
+_SECONDS = re.compile(r"[0-9]{1,6}")
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 _PHRASES = {status.value: status.phrase for status in HTTPStatus}
 
@@ -222,9 +223,8 @@ def _error(status: int, data: bytes | None, headers: Any) -> ApiError:
         reason = safe(words.removeprefix(f"{status} "), 120) or ""
     if not reason and status in _PHRASES:
         reason = _PHRASES[status]
-    retry_after = None
-    try:
-        retry_after = float(headers.get("Retry-After")) if headers.get("Retry-After") else None
-    except (TypeError, ValueError):
-        retry_after = None
+    # Whole seconds, as the API server sends them; anything else ("nan", "-1", "1e-4", a date) is
+    # ignored and the caller's own backoff applies.
+    wait = str(headers.get("Retry-After") or "").strip()
+    retry_after = float(wait) if _SECONDS.fullmatch(wait) else None
     return ApiError(status, reason or "request failed", retry_after)
