@@ -18,7 +18,12 @@ KINDS: Final = (("MutatingWebhookConfiguration", "mutatingwebhookconfigurations"
 
 
 class InjectError(Exception):
-    """The API server refused or could not be reached; the message names the configuration."""
+    """A configuration is missing, or the API server refused or could not be reached; the message
+    names the configuration, ``done`` says what was set before."""
+
+    def __init__(self, message: str, done: list[str]) -> None:
+        super().__init__(message)
+        self.done = done
 
 
 def ca_bundle_patch(configuration: Mapping[str, Any], ca_pem: bytes) -> list[dict[str, Any]]:
@@ -30,8 +35,13 @@ def ca_bundle_patch(configuration: Mapping[str, Any], ca_pem: bytes) -> list[dic
 
 
 def inject_ca_bundle(api: KubeApi, ca_pem: bytes, names: Iterable[str] = WEBHOOK_CONFIGURATIONS) -> list[str]:
-    """JSON-patch ``caBundle`` of every webhook in the named configurations; one line per configuration."""
-    lines = []
+    """JSON-patch ``caBundle`` of every webhook in the named configurations; one line per configuration.
+
+    A configuration that does not exist is an error, after the others were set: the admission
+    webhooks would not be called with a CA (or at all).
+    """
+    lines: list[str] = []
+    missing: list[str] = []
     for name in names:
         for kind, plural in KINDS:
             path = f"/apis/admissionregistration.k8s.io/v1/{plural}/{name}"
@@ -41,8 +51,10 @@ def inject_ca_bundle(api: KubeApi, ca_pem: bytes, names: Iterable[str] = WEBHOOK
                     api.request("PATCH", path, body=operations, content_type=JSON_PATCH)
             except ApiError as error:
                 if error.status == 404:
-                    lines.append(f"{kind} {name}: not found (apply manifests/ first)")
+                    missing.append(f"{kind} {name}")
                     continue
-                raise InjectError(f"{kind} {name}: {error}") from None
+                raise InjectError(f"{kind} {name}: {error}", lines) from None
             lines.append(f"{kind} {name}: caBundle set on {len(operations)} webhook(s)")
+    if missing:
+        raise InjectError(f"{' and '.join(missing)}: not found (apply manifests/ first)", lines)
     return lines

@@ -39,6 +39,8 @@ def _inject(arguments: dict[str, Any], settings: Settings) -> int:
     try:
         lines = inject_ca_bundle(api, ca_pem)
     except InjectError as error:
+        for line in error.done:
+            print(line)
         raise Failure(str(error)) from None
     for line in lines:
         print(line)

@@ -302,6 +302,20 @@ def test_certs_inject_sets_the_ca_bundle_of_both_webhook_configurations(
         assert [base64.b64decode(w["clientConfig"]["caBundle"]) for w in stored["webhooks"]] == [ca]
 
 
+def test_certs_inject_with_a_configuration_missing_sets_the_other_and_fails(
+        cluster: Cluster, dev_certs: pathlib.Path) -> None:
+    """Not found used to be a line on stdout and exit 0: the validating webhook then went uncalled."""
+    mutating = [c for c in rendered_webhook_configurations(cluster) if c["kind"].startswith("Mutating")]
+    cluster.track(mutating[0]["kind"], mutating[0]["metadata"]["name"])
+    cluster.apply(mutating)
+    result = _run("certs", "inject", "--ca", str(dev_certs / "ca.crt"),
+                  "--kubeconfig", str(cluster.kubeconfig))
+    assert result.stdout.splitlines() == [
+        "MutatingWebhookConfiguration gitjob-webhook-admission: caBundle set on 1 webhook(s)"]
+    _assert_one_line_error(result, 1, "ValidatingWebhookConfiguration gitjob-webhook-admission: not found "
+                                      "(apply manifests/ first)")
+
+
 @pytest.mark.parametrize("refusal", [
     pytest.param("failing", id="the API server fails (500)"),
     pytest.param("forbidden", id="RBAC forbids it (403)"),
