@@ -33,22 +33,30 @@ help:
 	@echo "make k8s-binaries  build kube-apiserver, etcd and kubectl once into ~/.cache/gitjob-webhook/k8s/"
 	@echo "make clean      the virtualenv, caches and node_modules (certs/ is kept); make distclean: certs/ too"
 
+# The installs say what they do on stderr, quietly: stdout is the targets' own (`make manifests >
+# all.yaml` on a fresh clone). -qq: pip's errors only (setuptools prints a notice on every editable
+# install). A Python older than 3.11 is refused before it makes a virtualenv every later run reuses.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { echo "make: \
+	$(PYTHON) is not Python 3.11 or newer: install python3.11, or name one with PYTHON=..." >&2; exit 2; }
+	@echo "make: creating the virtualenv $(VENV) with $(PYTHON)" >&2
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -qq --upgrade pip
 
-# -qq: pip's errors only (setuptools prints a notice about editable installs on every one).
 $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/python -m pip install -qq -e .
-	touch $@
+	@echo "make: installing gitjob-webhook into $(VENV)" >&2
+	@$(BIN)/python -m pip install -qq -e .
+	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/python -m pip install -qq -e '.[test]'
-	touch $@
+	@echo "make: installing the test extras into $(VENV)" >&2
+	@$(BIN)/python -m pip install -qq -e '.[test]'
+	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-test
-	$(BIN)/python -m pip install -qq -e '.[test,dev]'
-	touch $@
+	@echo "make: installing the lint tools into $(VENV)" >&2
+	@$(BIN)/python -m pip install -qq -e '.[test,dev]'
+	@touch $@
 
 certs: $(VENV)/.installed
 	$(BIN)/gitjob-webhook certs --out $(CERTS)
