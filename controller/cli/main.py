@@ -7,6 +7,7 @@ or certificate) or 1 (a runtime failure such as a port in use or an API server t
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -49,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(error.exit_status, str(error))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`explain … | head`): stop quietly, as other command-line tools do,
+        # and let nothing write to the closed pipe again on the way out.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 def _fail(status: int, message: str) -> int:

@@ -29,7 +29,7 @@ from controller.fleet.urls import repo_key
 from controller.fleet.webhook_mode import WebhookMode, resolve_webhook_mode
 from controller.settings import Settings
 from controller.store import SecretUnknown, Store, StoreError, timestamp
-from controller.store.select import NO_CLUSTER, StoreNotReady, cluster_config_source, synced_once
+from controller.store.select import StoreNotReady, synced_once
 
 NONE: Final = "<none>"  # kubectl's word for an empty cell
 
@@ -190,12 +190,6 @@ def run(arguments: dict[str, Any], settings: Settings) -> int:
     namespace = None if arguments.get("all_namespaces") else arguments.get("gitrepo_namespace")
     now = time.time()
     try:
-        # An empty offline store would print "No GitRepos found." and look like an answer.
-        if settings.gitrepos is None and settings.store == "offline":
-            raise StoreError("--store offline needs --gitrepos FILE")
-        if settings.gitrepos is None and settings.store == "auto" and \
-                cluster_config_source(settings.kubeconfig, os.environ, os.path.expanduser("~")) is None:
-            raise StoreError(f"nothing to show: {NO_CLUSTER}, and no --gitrepos FILE")
         with synced_once(settings) as store:
             view = _view(store, settings, namespace, requirements, now)
     except SecretUnknown as error:

@@ -132,12 +132,19 @@ ONE_SHOT_PATIENCE = 5.0
 
 @contextmanager
 def synced_once(settings: Settings) -> Iterator[Store]:
-    """The store of a one-shot command (``status``, ``explain``), synced, stopped on leaving.
+    """The store of a one-shot command (``status``, ``explain``), synced, stopped on leaving; without
+    a cluster or a ``--gitrepos`` file, a StoreError.
 
     At the default log level the caches' progress lines and their failures are not logged: the
     command either prints its view or fails naming the last failure (StoreNotReady). Other warnings
     (an insecure kubeconfig, the offline store chosen over a cluster) still show.
     """
+    # An empty offline store would look like an answer ("No GitRepos found.", nothing matched).
+    if settings.gitrepos is None and settings.store == "offline":
+        raise StoreError("--store offline needs --gitrepos FILE")
+    if settings.gitrepos is None and settings.store == "auto" and \
+            cluster_config_source(settings.kubeconfig, os.environ, os.path.expanduser("~")) is None:
+        raise StoreError(f"no GitRepos to read: {NO_CLUSTER}, and no --gitrepos FILE")
     if settings.log_level == "info":
         logging.getLogger("controller.store").setLevel(logging.WARNING)
         # Also an unexpected error's traceback: its one line is the command's error.

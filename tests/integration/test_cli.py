@@ -15,7 +15,7 @@ from cluster.faults import FaultProxy
 from cluster.isolation import Cluster
 from support.kubeconfig import write_kubeconfig
 from support.kube import WEBHOOK_KINDS, Objects, rendered_webhook_configurations
-from support.paths import EXAMPLE_GITREPOS
+from support.paths import EXAMPLE_GITREPOS, PROVIDER_FIXTURES
 from support import service
 from support.service import command
 
@@ -223,15 +223,19 @@ def test_an_api_server_certificate_the_kubeconfig_does_not_trust_is_said_as_such
 
 @pytest.mark.parametrize(("command", "expected"), [
     (("status", "--store", "kubernetes"), "no cluster configured (no --kubeconfig"),
-    (("status",), "nothing to show: no cluster configured (no --kubeconfig"),
+    (("status",), "no GitRepos to read: no cluster configured (no --kubeconfig"),
     (("status", "--store", "offline"), "--store offline needs --gitrepos FILE"),
+    (("explain", "--provider", "github", "--payload", "{payload}"),
+     "no GitRepos to read: no cluster configured (no --kubeconfig"),
     (("secret", "status"), "no cluster configured (no --kubeconfig"),
     (("certs", "inject", "--ca", "{ca}"), "no cluster configured (no --kubeconfig")])
 def test_a_cluster_command_without_any_cluster_configured_says_so(
         dev_certs: pathlib.Path, command: tuple[str, ...], expected: str) -> None:
     """No --kubeconfig, no $KUBECONFIG, no ~/.kube/config, not in a pod: not "invalid kube-config",
-    and not an empty offline store that status would show as "No GitRepos found." (exit 0)."""
-    result = _run(*[argument.format(ca=dev_certs / "ca.crt") for argument in command])
+    and not an empty offline store that status would show as "No GitRepos found." and explain as a
+    delivery that matches nothing (exit 0)."""
+    result = _run(*[argument.format(ca=dev_certs / "ca.crt", payload=PROVIDER_FIXTURES / "github/push.json")
+                    for argument in command])
     _assert_one_line_error(result, 2, expected)
 
 
