@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import pathlib
 import socket
 import subprocess
@@ -333,3 +334,18 @@ def test_certs_inject_refused_by_the_api_server_is_a_runtime_failure(
         kubeconfig, status = cluster.service_account_kubeconfig(cluster.namespace("ctl"), "nobody"), "403"
     result = _run("certs", "inject", "--ca", str(dev_certs / "ca.crt"), "--kubeconfig", str(kubeconfig))
     _assert_one_line_error(result, 1, "MutatingWebhookConfiguration gitjob-webhook-admission", status)
+
+
+def test_a_reader_that_went_away_ends_a_command_quietly() -> None:
+    """`explain … | head`: a BrokenPipeError traceback, exit 1, after the reader had what it wanted."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run(command("explain", "--provider", "github", "--store", "offline", "--gitrepos",
+                                        str(EXAMPLE_GITREPOS), "--payload",
+                                        str(PROVIDER_FIXTURES / "github/push.json")),
+                                stdout=writer, stderr=subprocess.PIPE, text=True, timeout=30,
+                                env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"})
+    finally:
+        os.close(writer)
+    assert result.returncode == 141 and result.stderr == "", result.stderr
