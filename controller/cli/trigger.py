@@ -60,8 +60,12 @@ def run(arguments: dict[str, Any], settings: Settings) -> int:
         raise Failure(f"{arguments['url']}: no whole answer within {timeout:g} s (--timeout)") from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        hint = " (a private CA: pass it with --cacert)" \
-            if isinstance(reason, ssl.SSLCertVerificationError) and not arguments.get("cacert") else ""
+        hint = ""
+        if isinstance(reason, ssl.SSLCertVerificationError) and not arguments.get("cacert"):
+            hint = " (a private CA: pass it with --cacert)"
+        elif isinstance(reason, ssl.SSLError) and reason.reason == "WRONG_VERSION_NUMBER":
+            # What OpenSSL says when the other end answers TLS with plain HTTP.
+            reason, hint = "the server does not speak TLS on this port", " (plain HTTP: use an http:// URL)"
         raise Failure(f"{arguments['url']}: cannot deliver: {reason}{hint}") from None
     except http.client.HTTPException as error:   # an answer that is not HTTP: a status line, headers
         problem = _text(repr(error).encode())[:200]

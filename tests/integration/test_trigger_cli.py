@@ -153,6 +153,13 @@ def test_a_certificate_from_a_private_ca_suggests_cacert(start_admission: Callab
     assert "CERTIFICATE_VERIFY_FAILED" in result.stderr and "pass it with --cacert" in result.stderr
 
 
+def test_https_to_a_plain_http_receiver_says_so(capture: Capture) -> None:
+    """Not OpenSSL's "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)"."""
+    result = _trigger("--url", capture.url.replace("http://", "https://"), *PUSH)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "the server does not speak TLS on this port (plain HTTP: use an http:// URL)" in result.stderr
+
+
 def test_an_answer_is_cut_at_64_kib_and_its_escape_sequences_shown_escaped(capture: Capture) -> None:
     capture.answer = b"\x1b]0;owned\x07" + b"x" * 1_000_000
     result = _trigger("--url", capture.url, *PUSH)
