@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
 import signal
@@ -30,8 +31,10 @@ def run(listener: str, settings: Settings) -> int:
     return serve_one(listener, settings)
 
 
-def check_serving(listener: str, settings: Settings) -> tuple[Store, ReloadingContext | None]:
-    """Everything that can be checked before forking: TLS files, the store, the port.
+def check_serving(listener: str, settings: Settings,
+                  option: str = "--listen") -> tuple[Store, ReloadingContext | None]:
+    """Everything that can be checked before forking: TLS files, the store, the port (named by
+    ``option`` when it is in use).
 
     Returns the store (not started: its threads belong in the worker) and, for the admission
     listener, the reloading TLS context.
@@ -52,7 +55,9 @@ def check_serving(listener: str, settings: Settings) -> tuple[Store, ReloadingCo
     try:
         gunicorn.check_bindable(settings.listen or DEFAULT_LISTEN[listener])
     except gunicorn.ListenError as error:
-        raise Failure(f"{listener}: {error}") from None
+        hint = f" (another process holds it: stop that one, or choose another address with {option})" \
+            if error.errno == errno.EADDRINUSE else ""
+        raise Failure(f"{listener}: {error}{hint}") from None
     return store, context
 
 
@@ -81,8 +86,11 @@ def serve_one(listener: str, settings: Settings) -> int:
 
 def serve_all(settings: Settings) -> int:
     """Start ``serve receiver`` and ``serve admission`` as two children; stop both when one stops."""
+    if settings.receiver_listen == settings.admission_listen and settings.receiver_listen.port != 0:
+        raise UsageError(f"--receiver-listen and --admission-listen are the same address "
+                         f"({settings.receiver_listen})")
     for name, listen in (("receiver", settings.receiver_listen), ("admission", settings.admission_listen)):
-        store, _ = check_serving(name, settings.replace(listen=listen))
+        store, _ = check_serving(name, settings.replace(listen=listen), option=f"--{name}-listen")
         store.stop()
     environment = dict(os.environ)
     environment.update(child_environment(settings))

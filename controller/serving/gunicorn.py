@@ -38,6 +38,10 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 class ListenError(Exception):
     """The listen address cannot be bound (in use, not local, no permission)."""
 
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
 
 def check_bindable(listen: Listen) -> None:
     """Fail early, with one clear line, when the address cannot be bound."""
@@ -47,7 +51,7 @@ def check_bindable(listen: Listen) -> None:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((listen.host, listen.port))
     except OSError as error:
-        raise ListenError(f"cannot listen on {listen}: {error.strerror or error}") from None
+        raise ListenError(f"cannot listen on {listen}: {error.strerror or error}", error.errno) from None
     finally:
         probe.close()
 

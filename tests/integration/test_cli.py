@@ -60,6 +60,10 @@ def _assert_one_line_error(result: subprocess.CompletedProcess[str], status: int
             id="admission without certificate",
         ),
         pytest.param(("explain", "--provider", "github"), "--payload", id="explain without payload"),
+        pytest.param(("serve", "all", "--receiver-listen", "127.0.0.1:9",
+                      "--admission-listen", "127.0.0.1:9"),
+                     "--receiver-listen and --admission-listen are the same address (127.0.0.1:9)",
+                     id="serve all on one address"),
     ],
 )
 def test_a_usage_mistake_is_one_line_and_status_2(arguments: tuple[str, ...], expected: str) -> None:
@@ -166,7 +170,8 @@ def test_a_port_in_use_is_a_runtime_failure(tmp_path: pathlib.Path) -> None:
             "--listen",
             f"127.0.0.1:{port}",
         )
-    _assert_one_line_error(result, 1, f"cannot listen on 127.0.0.1:{port}", "in use")
+    _assert_one_line_error(result, 1, f"cannot listen on 127.0.0.1:{port}", "in use",
+                           "another process holds it: stop that one, or choose another address with --listen")
 
 
 def test_certs_writes_the_three_files_and_reports_what_it_did(tmp_path: pathlib.Path) -> None:
