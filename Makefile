@@ -97,7 +97,9 @@ deploy: certs $(VENV)/.installed-test
 	@context=$$($(KUBECTL) config current-context 2>/dev/null) || { echo "deploy: kubectl has no current \
 	context (set KUBECONFIG, or kubectl config use-context NAME)" >&2; exit 2; }; \
 	echo "deploy: into kubectl context $$context"; \
-	$(KUBECTL) version -o json 2>/dev/null | $(BIN)/python hack/kubectl-skew.py | sed 's/^/deploy: /'
+	versions=$$($(KUBECTL) version -o json 2>/dev/null) || { echo "deploy: the cluster of context \
+	$$context does not answer (kubectl version failed; kubectl cluster-info says why)" >&2; exit 1; }; \
+	echo "$$versions" | $(BIN)/python hack/kubectl-skew.py | sed 's/^/deploy: /'
 	$(KUBECTL) create secret tls gitjob-webhook-admission-tls --namespace cattle-fleet-system \
 		--cert $(CERTS)/tls.crt --key $(CERTS)/tls.key --dry-run=client -o yaml \
 		| $(KUBECTL) apply --server-side --field-manager=gitjob-webhook -f -
