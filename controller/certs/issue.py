@@ -54,6 +54,8 @@ def ensure_certificates(out_dir: str, names: Sequence[str],
                         now: datetime.datetime | None = None) -> CertsResult:
     """Create or renew ``ca.crt``/``ca.key`` and ``tls.crt``/``tls.key`` in ``out_dir``."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise CertsError(f"{out_dir}: is a file, not a directory")
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as error:

@@ -119,6 +119,12 @@ def test_an_unwritable_directory_is_a_clear_error(tmp_path: pathlib.Path) -> Non
         certs.ensure_certificates(str(blocker / "sub"), NAMES, NOW)
 
 
+def test_a_file_given_as_the_directory_is_named_as_such(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "README.md").write_text("a file")
+    with pytest.raises(certs.CertsError, match="README.md: is a file, not a directory"):
+        certs.ensure_certificates(str(tmp_path / "README.md"), NAMES, NOW)
+
+
 def test_reading_a_file_that_is_not_a_certificate_is_a_clear_error(tmp_path: pathlib.Path) -> None:
     (tmp_path / "ca.crt").write_text("hello")
     with pytest.raises(certs.CertsError, match="not a PEM certificate"):
