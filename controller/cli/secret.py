@@ -70,6 +70,13 @@ def _rotation(arguments: dict[str, Any]) -> tuple[Provider, timedelta]:
     provider = by_name(arguments["provider"])
     if provider is None:
         raise UsageError(f"--provider {arguments['provider']!r} is not a provider ({', '.join(NAMES)})")
+    only, from_file = arguments.get("key"), arguments.get("from_file")
+    if only is not None and only not in provider.secret_keys:
+        raise UsageError(f"--key {only!r} is not a {provider.name} key ({', '.join(provider.secret_keys)})")
+    if only == "gitlab-signing" and not from_file:
+        _new_value(only, provider, None)   # says where GitLab's signing token comes from
+    if from_file:
+        _new_value("", provider, from_file)   # readable, before the cluster is asked
     return provider, _overlap(arguments["overlap"])
 
 

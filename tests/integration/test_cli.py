@@ -280,6 +280,14 @@ def test_status_with_a_token_the_api_server_refuses_names_the_refusal(
     pytest.param(("--provider", "github", "--overlap", "2d"), "--overlap", id="overlap-in-days"),
     pytest.param(("--provider", "github", "--overlap", "1000h"),
                  "--overlap 1000h: longer than 0s and at most 720h", id="overlap-too-long"),
+    pytest.param(("--provider", "github", "--key", "gitlab"), "--key 'gitlab' is not a github key (github",
+                 id="another-providers-key"),
+    pytest.param(("--provider", "gitlab", "--key", "gitlab-signing"),
+                 "GitLab makes signing tokens: regenerate it in the webhook's settings",
+                 id="signing-without-file"),
+    pytest.param(("--provider", "github", "--from-file", "/nonexistent/new"),
+                 "--from-file /nonexistent/new: cannot read: No such file or directory",
+                 id="unreadable-file"),
 ])
 def test_secret_rotate_reports_its_own_mistakes_before_looking_for_a_cluster(
         arguments: tuple[str, ...], expected: str) -> None:
