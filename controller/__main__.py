@@ -2,8 +2,6 @@
 
 import sys
 
-try:
-    from controller.cli.main import main
-    sys.exit(main())
-except KeyboardInterrupt:   # Ctrl-C while the command was still loading (main handles it after)
-    sys.exit(130)
+from controller.cli import run
+
+sys.exit(run())

@@ -18,7 +18,7 @@ from controller.settings import SettingsError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script and of ``python -m controller``."""
+    """Parse the command line and run one subcommand (reached through :func:`controller.cli.run`)."""
     try:
         arguments = vars(build_parser().parse_args(argv))
         if arguments["command"] != "serve" and arguments.get("log_format") is None \
