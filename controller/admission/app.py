@@ -24,6 +24,7 @@ from controller.admission.reconcile import LEASE_NAME, Reconciler
 from controller.admission.decisions import Decision, build_response
 from controller.admission.reviews import MAX_REVIEW_BYTES, BadReview, Review, parse_review
 from controller.admission.validation import validate_secret
+from controller.admission.wire import AdmissionReviewResponse
 from controller.fleet.secrets import GLOBAL_SECRET
 from controller.logs import fields, safe
 from controller.serving import web
@@ -66,7 +67,7 @@ def create_app(settings: Settings, store: Store) -> Flask:
                 decision = Decision(allowed=True, reasons=("cache-not-synced",),
                                     audit={"decision": "skipped"})
                 _record(webhook, review, decision)
-                return json.dumps(build_response(review, decision, mutating=True)).encode()
+                return _answer(build_response(review, decision, mutating=True))
             decision = mutate_gitrepo(
                 review, webhook_mode=settings.webhook_mode, global_secret_exists=global_secret_exists,
                 polling_interval=settings.webhook_polling_interval,
@@ -75,7 +76,7 @@ def create_app(settings: Settings, store: Store) -> Flask:
             decision = validate_secret(review, controller_namespace=settings.namespace,
                                        require_signature=settings.require_signature)
         _record(webhook, review, decision)
-        return json.dumps(build_response(review, decision, mutating=mutating)).encode()
+        return _answer(build_response(review, decision, mutating=mutating))
 
     for path in ROUTES:
         # Other methods get the router's 405 with Allow (the middleware answers POSTs).
@@ -83,6 +84,11 @@ def create_app(settings: Settings, store: Store) -> Flask:
                          provide_automatic_options=False)
     app.wsgi_app = ReviewEndpoints(app.wsgi_app, judge, requests_log)  # type: ignore[method-assign]
     return app
+
+
+def _answer(review: AdmissionReviewResponse) -> bytes:
+    """An AdmissionReview answer as the other answers are written: compact, ending with a newline."""
+    return json.dumps(review, separators=(",", ":")).encode() + b"\n"
 
 
 def _not_a_webhook_route() -> NoReturn:

@@ -84,5 +84,6 @@ class Unavailable(ServiceError):
 
 
 def render(status: int, code: str, message: str) -> bytes:
-    """The JSON error body every listener answers with."""
-    return json.dumps({"error": code, "message": message}).encode()
+    """The JSON error body every listener answers with (as Flask writes the apps' own: compact, and a
+    newline at the end for a terminal)."""
+    return json.dumps({"error": code, "message": message}, separators=(",", ":")).encode() + b"\n"
