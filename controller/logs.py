@@ -63,7 +63,16 @@ _ESCAPE = re.compile(f"[{TERMINAL_CONTROLS}]")
 
 
 def _text_value(value: Any) -> str:
-    text = str(value)
+    # As the JSON log has them, not as Python writes them: a list as its items joined by commas,
+    # true/false, anything else nested as compact JSON.
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        text = ",".join(str(item) for item in value)
+    elif isinstance(value, dict):
+        text = json.dumps(value, separators=(",", ":"), default=str)
+    else:
+        text = str(value)
     if _BARE.fullmatch(text):
         return text
     return _ESCAPE.sub(lambda found: f"\\u{ord(found[0]):04x}", json.dumps(text, ensure_ascii=False))

@@ -26,6 +26,11 @@ from controller.logs import TextFormatter, fields
     ("evil\u202etxt.exe", '"evil\\u202etxt.exe"'),
     ("zero\u200bwidth\ufeff", '"zero\\u200bwidth\\ufeff"'),
     ("ünïcode", "ünïcode"),
+    (["unknown-key"], "unknown-key"),
+    (("a", "b c"), '"a,b c"'),
+    ([], '""'),
+    (True, "true"),
+    ({"k": 1}, '"{\\"k\\":1}"'),
 ])
 def test_text_log_values_are_one_field_each(value: object, written: str) -> None:
     record = logging.LogRecord("gitjob_webhook", logging.INFO, __file__, 1, "request", None, None)
