@@ -23,11 +23,12 @@ RECEIVER = "http://127.0.0.1:8080/"
 ADMISSION = "https://127.0.0.1:8443/"
 
 
-def _block(heading: str) -> str:
-    section = README.read_text().split(f"\n{heading}\n", 1)[1]
-    found = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
-    assert found is not None, f"README: no sh block under {heading!r}"
-    return found.group(1)
+def _block(heading: str, number: int = 0) -> str:
+    """The ``number``-th sh block of the section under ``heading``."""
+    section = re.split(r"\n##+ ", README.read_text().split(f"\n{heading}\n", 1)[1], maxsplit=1)[0]
+    found = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert len(found) > number, f"README: no sh block {number} under {heading!r}"
+    return str(found[number])
 
 
 @dataclass(frozen=True)
@@ -112,3 +113,12 @@ def test_try_admission_refuses_the_misspelt_key(start_admission: Callable[..., s
     assert review["response"]["uid"] == "try-1" and review["response"]["allowed"] is False
     message = review["response"]["status"]["message"]
     assert 'key "GitHub" is not a provider key (did you mean "github"?)' in message
+
+
+def test_try_admission_defaults_the_polling_interval(start_admission: Callable[..., service.Service]) -> None:
+    admission = start_admission()
+    command = _block("### Try admission", 1).replace(ADMISSION, admission.admission + "/")
+    patch = json.loads(_run(command.replace("certs/ca.crt", admission.ca_file)))
+    assert patch == [{"op": "add", "path": "/spec/pollingInterval", "value": "1h"},
+                     {"op": "add", "path": "/metadata/annotations",
+                      "value": {"gitjob.fleet.cattle.io/polling-interval-defaulted": "true"}}]
