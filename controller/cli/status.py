@@ -103,15 +103,6 @@ def age(seconds: float) -> str:
     return f"{days}d"
 
 
-def tracks(gitrepo: GitRepo) -> str:
-    """``branch main``, ``tag v1.2.0`` or ``pinned 0123abcd``."""
-    if gitrepo.pinned:
-        return f"pinned {gitrepo.revision[:8]}"
-    if gitrepo.revision:
-        return f"tag {gitrepo.revision.removeprefix('refs/tags/')}"
-    return f"branch {gitrepo.tracked_branch}"
-
-
 def polling(gitrepo: GitRepo) -> str:
     """The interval Fleet polls at, and whether this service chose it."""
     if gitrepo.disable_polling:
@@ -126,7 +117,7 @@ def cells(row: Row, now: float, wide: bool) -> list[str]:
     """The table cells of one row."""
     gitrepo = row.gitrepo
     delivered = gitrepo.last_webhook_time
-    line = [gitrepo.namespace, gitrepo.name, repo_key(gitrepo.repo) or gitrepo.repo, tracks(gitrepo),
+    line = [gitrepo.namespace, gitrepo.name, repo_key(gitrepo.repo) or gitrepo.repo, gitrepo.tracks,
             f"{'webhook' if row.mode.active else 'polling'} ({_WHY.get(row.mode.source, row.mode.source)})",
             polling(gitrepo), row.secret, NONE if delivered is None else age(now - delivered), row.state]
     if wide:
@@ -170,7 +161,7 @@ def data(view: Sequence[Row]) -> dict[str, Any]:
 
     items = [{
         "namespace": row.gitrepo.namespace, "name": row.gitrepo.name, "repo": row.gitrepo.repo,
-        "tracks": tracks(row.gitrepo), "webhookMode": row.mode.active, "webhookModeSource": row.mode.source,
+        "tracks": row.gitrepo.tracks, "webhookMode": row.mode.active, "webhookModeSource": row.mode.source,
         "pollingInterval": row.gitrepo.polling_interval, "pollingDefaulted": row.gitrepo.polling_defaulted,
         "disablePolling": row.gitrepo.disable_polling, "secret": row.secret,
         "lastWebhookTime": moment(row.gitrepo.last_webhook_time), "webhookCommit": row.gitrepo.webhook_commit,

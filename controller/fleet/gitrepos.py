@@ -66,6 +66,15 @@ class GitRepo:
         return bool(_COMMIT.match(self.revision))
 
     @property
+    def tracks(self) -> str:
+        """What it follows, in words: ``branch main``, ``tag v1.2.0`` or ``pinned 0123abcd``."""
+        if self.pinned:
+            return f"pinned {self.revision[:8]}"
+        if self.revision:
+            return f"tag {self.revision.removeprefix('refs/tags/')}"
+        return f"branch {self.tracked_branch}"
+
+    @property
     def found_commit(self) -> str:
         """The newest commit Fleet found itself: its last poll's, else the deployed one ("" if none)."""
         return self.polling_commit or self.commit

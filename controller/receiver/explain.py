@@ -166,8 +166,7 @@ def _gitrepo_report(gitrepo: GitRepo, plan: Plan, verifier: Verifier, settings: 
         "url": {"repo": gitrepo.repo, "key": key, "payload_keys": list(plan.keys),
                 "same_repository": same_repository},
         "ref": {"branch": gitrepo.branch, "revision": gitrepo.revision,
-                "tracks": (f"branch {gitrepo.tracked_branch}" if gitrepo.tracked_branch
-                           else f"revision {gitrepo.revision}"),
+                "tracks": gitrepo.tracks,
                 "webhook_commit": gitrepo.webhook_commit},
         # Not part of the decision when unchecked (not concerned): checked here only to show how it fares.
         "secret": _secret_report(plan.verdicts[ref] if checked else verifier.verdict(ref), applies=checked),

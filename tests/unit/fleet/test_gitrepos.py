@@ -58,3 +58,15 @@ def test_labels_are_kept_sorted_and_mistyped_ones_dropped() -> None:
 )
 def test_a_revision_of_hex_digits_pins_a_commit(revision: str, pinned: bool) -> None:
     assert GitRepo("ns", "app", "https://x/y", revision=revision).pinned is pinned
+
+
+@pytest.mark.parametrize(("branch", "revision", "tracks"), [
+    ("", "", "branch master"),
+    ("release", "", "branch release"),
+    ("release", "v1.2.0", "tag v1.2.0"),
+    ("", "refs/tags/v1.2.0", "tag v1.2.0"),
+    ("", COMMIT, f"pinned {COMMIT[:8]}"),
+])
+def test_what_a_gitrepo_tracks_is_said_one_way(branch: str, revision: str, tracks: str) -> None:
+    """status and explain both say it so (explain said "revision v1.2.0" where status said "tag")."""
+    assert GitRepo("ns", "app", "https://x/y", branch=branch, revision=revision).tracks == tracks
