@@ -7,6 +7,7 @@ only needs a handful of paths, so it sends plain JSON and reads plain JSON, whil
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import ssl
@@ -73,7 +74,7 @@ MAX_ANSWER_BYTES = 256 * 1024 * 1024
 """The largest answer read (decoded): a list page of 500 GitRepos of the 1.5 MB etcd allows is far
 beyond any real one; an answer that never ends, or a compressed bomb, stops here."""
 
-_TAGS = re.compile(r"<[^>]*>")
+_TAGS = re.compile(r"<[^>]*(?:>|$)")   # a tag the 4 KiB cut left open goes too
 _SECONDS = re.compile(r"[0-9]{1,6}")
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 _PHRASES = {status.value: status.phrase for status in HTTPStatus}
@@ -219,7 +220,7 @@ def _error(status: int, data: bytes | None, headers: Any) -> ApiError:
         # title ("502 Bad Gateway"), else its words.
         page = (data or b"")[:4096].decode("utf-8", "replace")
         title = _TITLE.search(page)
-        words = " ".join(_TAGS.sub(" ", title.group(1) if title else page).split())
+        words = " ".join(html.unescape(_TAGS.sub(" ", title.group(1) if title else page)).split())
         reason = safe(words.removeprefix(f"{status} "), 120) or ""
     if not reason and status in _PHRASES:
         reason = _PHRASES[status]

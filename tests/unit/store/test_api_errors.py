@@ -20,6 +20,8 @@ PROXY_PAGE = (b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 B
     (599, b"", "request failed"),
     (500, b"\x1b[31mred\x1b[0m", "?[31mred?[0m"),
     (502, b"<title>" + b"x" * 500 + b"</title>", "x" * 120 + "\u2026"),
+    (502, b"<p>Bad &amp; worse &lt;here&gt;</p>", "Bad & worse <here>"),
+    (502, b"<p>" + b" " * 4090 + b"<title>late</title>", "Bad Gateway"),
 ])
 def test_an_error_answer_is_named_by_what_it_says(status: int, body: bytes, reason: str) -> None:
     assert _error(status, body, {}).reason == reason
