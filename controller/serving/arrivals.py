@@ -7,6 +7,7 @@ Used by `controller.serving.worker`; nothing here blocks.
 from __future__ import annotations
 
 import socket
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -83,6 +84,8 @@ class Arrival:
     """After an early answer: bytes still to read and drop, so the client gets to read the answer."""
     ended: bool = False
     """The client closed its side after sending something (a whole request is still answered)."""
+    progress: float = field(default_factory=time.monotonic)
+    """When the client last sent something (its connection was accepted, at first)."""
 
 
 def probe_kind(request: bytearray) -> str:

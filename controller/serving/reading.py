@@ -7,8 +7,8 @@ closed connection). A body over the listener's limit gets 413 as soon as its len
 it is read; malformed framing gets 400; and the bytes held for requests, arriving or waiting for a
 thread, are bounded per worker, beyond which a request gets 503.
 
-Near gunicorn's connection cap (``worker_connections``), each new connection closes the oldest idle
-one, kept alive or still arriving, so that idle connections cannot stop the worker accepting. A
+Near gunicorn's connection cap (``worker_connections``), each new connection closes the idlest one
+(kept alive or still arriving), so that idle connections cannot stop the worker accepting. A
 connection closing after an answer lingers here too, reading what the client still sends, until the
 client closes or a deadline: never in a blocking read.
 """
@@ -90,6 +90,7 @@ class MainLoopReading:
     def _on_event(self, state: Arrival, _fileobj: Any) -> None:
         if self.reading.get(state.conn) is not state:
             return   # closed earlier in this batch of events (to make room): its event is stale
+        state.progress = time.monotonic()
         if state.draining:
             self._drain(state)
             return
@@ -153,29 +154,27 @@ class MainLoopReading:
         return True
 
     def _make_room(self) -> None:
-        """Near the connection cap, a new connection costs an idle one: a flood of idle connections
-        never stops the worker accepting, so a probe or a push still gets in. gunicorn stops accepting
-        at the cap itself.
-
-        The oldest connection that has not sent a byte (or is closing) goes first, then the oldest kept
-        alive (an Ingress's or the API server's pool: a client that finished a request may be sending
-        its next one), then the request arriving for longest (the earliest deadline). Complete
-        requests never wait here.
+        """Near the connection cap, a new connection costs the idlest one: the connection whose client
+        sent something (or was accepted, or last got an answer, kept alive) longest ago. A flood of
+        idle connections never stops the worker accepting, so a probe or a push still gets in, and
+        a connection just accepted is never the one to go. gunicorn stops accepting at the cap itself.
+        Complete requests never wait here.
         """
         while self.nr_conns > self.cfg.worker_connections * _CROWDED:
-            silent = [state for state in self.reading.values() if not state.buffer]
-            if silent:
-                self._drop(min(silent, key=lambda state: state.deadline))
-            elif self.keepalived_conns:
-                idle = self.keepalived_conns.popleft()
+            arriving = min(self.reading.values(), key=lambda state: state.progress, default=None)
+            # Kept-alive connections are in the order of their answers: the first is the idlest.
+            kept = self.keepalived_conns[0] if self.keepalived_conns else None
+            kept_since = kept.timeout - self.cfg.keepalive if kept is not None else 0.0
+            if kept is not None and (arriving is None or kept_since <= arriving.progress):
+                self.keepalived_conns.popleft()
                 try:
-                    self.poller.unregister(idle.sock)
+                    self.poller.unregister(kept.sock)
                 except (KeyError, ValueError, OSError):
                     pass
                 self.nr_conns -= 1
-                idle.close()
-            elif self.reading:
-                self._drop(min(self.reading.values(), key=lambda state: state.deadline))
+                kept.close()
+            elif arriving is not None:
+                self._drop(arriving)
             else:
                 return
 

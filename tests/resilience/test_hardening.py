@@ -14,9 +14,11 @@ import http.server
 import json
 import os
 import pathlib
+import re
 import select
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import termios
@@ -131,6 +133,19 @@ _ZEN = _raw_request("POST", "/", push_body(commit_for("zen")),
                     "Content-Type: application/json\r\nX-GitHub-Event: zen\r\n")
 
 
+def _answer(connection: socket.socket) -> bytes:
+    """One whole answer (its headers and body may come in two pieces): a socket closed with a piece
+    unread would be reset instead."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += connection.recv(65536) or b"\r\n\r\n"
+    head, body = answer.split(b"\r\n\r\n", 1)
+    length = re.search(rb"(?im)^content-length: *(\d+)", head)
+    while length is not None and len(body) < int(length.group(1)) and (more := connection.recv(65536)):
+        body += more
+    return head + b"\r\n\r\n" + body
+
+
 def _quiescent(worker: int) -> bool:
     """The worker's main loop waits in epoll and every other thread sleeps: nothing is in flight."""
     if pathlib.Path(f"/proc/{worker}/wchan").read_text() != "do_epoll_wait":
@@ -160,47 +175,80 @@ def _one_batch(worker: int, port: int, closing: int) -> Iterator[None]:
         os.kill(worker, signal.SIGCONT)
 
 
-@pytest.mark.parametrize("crowd", ["silent", "partial"])
+def _crowd(port: int, count: int, sending: bool) -> list[socket.socket]:
+    crowd = []
+    for _ in range(count):
+        crowd.append(socket.create_connection(("127.0.0.1", port), timeout=60))
+        if sending:   # a request that has started to arrive
+            crowd[-1].sendall(b"P")
+    return crowd
+
+
+def _worker(receiver: service.Service) -> int:
+    return wait_for(lambda: next(iter(_descendants(receiver.process.pid)), None), message="the worker")
+
+
+@pytest.mark.parametrize("sending", [False, True], ids=["silent-crowd", "sending-crowd"])
 def test_a_connection_closed_to_make_room_while_its_event_waits_costs_no_other(
-        start_receiver: Start, crowd: str) -> None:
-    """At the connection cap a new connection closes an idle one. When that one's own event (its client
-    leaving) was in the same batch, the stale event crashed the worker (a kept-alive connection: every
-    connection it held was reset, the push among them) or counted the connection out twice (one still
-    arriving: the cap then crept up by one each time)."""
+        start_receiver: Start, sending: bool) -> None:
+    """At the connection cap a new connection closes the idlest one. When that one's own event (its
+    client leaving) was in the same batch, the stale event crashed the worker (a kept-alive connection:
+    every connection it held was reset, the push among them) or counted the connection out twice (one
+    still arriving: the cap then crept up by one each time)."""
     receiver = start_receiver("--request-timeout", "60")
     port = _port(receiver.receiver)
-    worker = wait_for(lambda: next(iter(_descendants(receiver.process.pid)), None), message="the worker")
-    crowded: list[socket.socket] = []
+    worker = _worker(receiver)
+    kept = socket.create_connection(("127.0.0.1", port), timeout=10)
+    crowded = [kept]
     try:
-        for _ in range(900):
-            crowded.append(socket.create_connection(("127.0.0.1", port), timeout=60))
-            if crowd == "partial":   # a request still arriving: the kept-alive connection goes first
-                crowded[-1].sendall(b"P")
-        kept = socket.create_connection(("127.0.0.1", port), timeout=10)
-        crowded.append(kept)
         kept.sendall(_raw_request("GET", "/healthz"))
-        assert kept.recv(4096).startswith(b"HTTP/1.1 200")
-        # Accepting `kept` closed the first of the crowd; each push closes the next idle one: the
-        # kept-alive connection first if the crowd is sending, else the oldest silent one.
+        assert _answer(kept).startswith(b"HTTP/1.1 200")
+        wait_for(lambda: _quiescent(worker), message="the answered connection to be kept alive")
+        crowded += _crowd(port, 899, sending)   # with `kept`, the 900 a worker holds before making room
+        # Each push closes the idlest connection: `kept` first (answered before the crowd came), then
+        # the crowd in the order it came; that one's client leaves in the same batch.
         for round in range(5):
-            if crowd == "partial":
-                leaving = kept if round == 0 else crowded[round]
-            else:
-                leaving = crowded[round + 1]
+            leaving = kept if round == 0 else crowded[round]
             with _one_batch(worker, port, closing=1):
                 push = socket.create_connection(("127.0.0.1", port), timeout=10)
                 push.sendall(_ZEN)
                 leaving.close()
             crowded.append(push)
-            answer = push.recv(4096)
+            answer = _answer(push)
             assert answer.startswith((b"HTTP/1.1 200", b"HTTP/1.1 401")), \
                 (round, answer, receiver.log()[-3000:])
         # A connection counted out twice would let one more stay open for good: twenty more arrive.
-        for _ in range(20):
-            crowded.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        crowded += _crowd(port, 20, sending=False)
         wait_for(lambda: _quiescent(worker), message="the worker to be idle")
         assert receiver.log().count("Booting worker") == 1, receiver.log()[-3000:]
         assert _server_sockets(port, "established") <= 900
+    finally:
+        for connection in crowded:
+            connection.close()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["receiver", "admission"])
+def test_a_newcomer_is_not_the_first_to_make_room(start_receiver: Start, start_admission: Start,
+                                                  tls: bool) -> None:
+    """900 connections that sent a byte long ago, and more arriving: a connection accepted an instant
+    before the next one (its request not read yet, or its TLS handshake under way) was the one closed,
+    and a push among an attacker's connections was reset."""
+    server = start_admission("--request-timeout", "60") if tls else start_receiver("--request-timeout", "60")
+    url = server.admission if tls else server.receiver
+    port, worker = _port(url), _worker(server)
+    context = ssl.create_default_context(cafile=server.ca_file) if tls else None
+    crowded = _crowd(port, 900, sending=True)
+    try:
+        for round in range(3):
+            with _one_batch(worker, port, closing=0):
+                push = socket.create_connection(("127.0.0.1", port), timeout=10)
+                crowded += _crowd(port, 3, sending=True)   # the attacker's next ones, behind it
+            crowded.append(push)
+            if context is not None:
+                push = context.wrap_socket(push, server_hostname="localhost")
+                crowded.append(push)
+            push.sendall(_ZEN if context is None else _raw_request("GET", "/healthz"))
+            assert _answer(push).startswith((b"HTTP/1.1 200", b"HTTP/1.1 401")), round
     finally:
         for connection in crowded:
             connection.close()
