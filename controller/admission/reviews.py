@@ -40,6 +40,8 @@ OPERATIONS: Final = ("CREATE", "UPDATE", "DELETE", "CONNECT")
 
 MAX_REVIEW_BYTES: Final = 3 * 1024 * 1024
 """Largest review body parsed: the API server's own request-body limit is 3 MiB."""
+MAX_UID_LENGTH: Final = 128
+"""Longest ``request.uid`` answered (the API server sends a 36-character UUID; the answer repeats it)."""
 PARSE_BUDGET: Final = 16 * 1024 * 1024
 """Bytes of Python objects a review may parse into, estimated before parsing: a real object and its
 old version, even 1.5 MiB each of short strings, stay well inside; eight reviews of tiny JSON values
@@ -220,6 +222,9 @@ def parse_review(body: bytes, max_bytes: int = MAX_REVIEW_BYTES) -> Review:
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
         raise BadReview("request.uid must be a non-empty string")
+    if len(uid) > MAX_UID_LENGTH:
+        # The answer repeats it: a client must not make a small review into a large answer.
+        raise BadReview(f"request.uid is over {MAX_UID_LENGTH} characters (the API server's are 36)")
     operation = request.get("operation")
     if operation not in OPERATIONS:
         raise BadReview(f"request.operation must be one of {', '.join(OPERATIONS)}")

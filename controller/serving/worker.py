@@ -185,7 +185,15 @@ class BufferingWorker(MainLoopReading, ThreadWorker):  # type: ignore[misc]
     def handle_request(self, req: Any, conn: TConn) -> Any:
         if getattr(conn, "pipelined", False):
             req.must_close = True   # the bytes after this request were not kept: the answer says close
-        return super().handle_request(req, conn)
+        # A client that does not read its answer holds this thread until the deadline, not for ever
+        # (gunicorn writes on a blocking socket with no timeout).
+        conn.sock.settimeout(self.limits.timeout)
+        try:
+            return super().handle_request(req, conn)
+        except TimeoutError:
+            self.log.warning("closed a connection whose client did not read its answer", extra=fields(
+                remote=str((conn.client or ("?",))[0]), seconds=self.limits.timeout))
+            return False
 
     def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
         # Bytes after the request (a pipelined one) were not kept: close rather than lose them silently.

@@ -118,6 +118,8 @@ MALFORMED = [
     pytest.param(_edit(lambda r: _without(r, "request", "uid")), "request.uid", id="no-uid"),
     pytest.param(_edit(lambda r: _with(r, "", "request", "uid")), "request.uid", id="empty-uid"),
     pytest.param(_edit(lambda r: _with(r, 42, "request", "uid")), "request.uid", id="numeric-uid"),
+    pytest.param(_edit(lambda r: _with(r, "u" * 129, "request", "uid")), "request.uid is over 128 characters",
+                 id="uid-that-would-make-a-large-answer"),
     pytest.param(
         _edit(lambda r: _with(r, "PATCH", "request", "operation")), "request.operation", id="operation"
     ),
