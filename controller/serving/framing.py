@@ -74,6 +74,8 @@ class Scanner:
         self._position = 0
         self._body = 0
         self._chunks = 0
+        self._trailers = -1
+        """Bytes of trailer lines read so far, once the last chunk has been (-1 before)."""
 
     def scan(self, data: bytes | bytearray | memoryview) -> Scan:
         """The verdict on ``data``: the request's bytes received so far (always from its start)."""
@@ -120,6 +122,8 @@ class Scanner:
 
     def _scan_chunks(self, view: memoryview) -> Scan:
         """Walk the chunks from where the last call stopped: sizes, data, CRLFs, the last chunk."""
+        if self._trailers >= 0:
+            return self._scan_trailers(view)
         while True:
             position = self._position
             line_end = _find_crlf(view, position, _CHUNK_LINE_MAX)
@@ -137,7 +141,8 @@ class Scanner:
                 return Scan(Framing.MALFORMED, reason="a chunk size is not hexadecimal")
             size = int(size_text, 16)
             if size == 0:
-                return _scan_trailers(view, line_end + 2)
+                self._position, self._trailers = line_end + 2, 0
+                return self._scan_trailers(view)
             if self._body + size > self.max_body:
                 return Scan(Framing.TOO_LARGE, reason=f"the body is over the limit of {self.max_body} bytes")
             data_start = line_end + 2
@@ -150,6 +155,25 @@ class Scanner:
                 return Scan(Framing.MALFORMED, reason=f"the body is sent in more than {MAX_CHUNKS} chunks")
             self._body += size
             self._position = data_start + size + 2
+
+    def _scan_trailers(self, view: memoryview) -> Scan:
+        """The trailer lines after the last chunk, from where the last call stopped, to the empty line."""
+        while True:
+            position = self._position
+            line_end = _find_crlf(view, position, MAX_HEADER_BYTES)
+            if line_end == -1:
+                return Scan(Framing.INCOMPLETE)
+            if line_end == -2 or self._trailers > MAX_HEADER_BYTES:
+                return Scan(Framing.TOO_LARGE, reason=f"the trailers are over {MAX_HEADER_BYTES} bytes")
+            if line_end == position:
+                return Scan(Framing.COMPLETE, end=position + 2)
+            line = bytes(view[position:line_end])
+            name, colon, _ = line.partition(b":")
+            if not colon or b"\n" in line or not _TRAILER_NAME.fullmatch(name) \
+                    or name.lower() in _FORBIDDEN_TRAILERS:
+                return Scan(Framing.MALFORMED, reason="a trailer line is malformed")
+            self._trailers += line_end - position
+            self._position = line_end + 2
 
 
 def _header_fields(block: bytes) -> dict[bytes, list[bytes]] | str:
@@ -181,29 +205,21 @@ def _scan_length(lengths: list[bytes], received: int, body_start: int,
     return Scan(Framing.INCOMPLETE)
 
 
-def _scan_trailers(view: memoryview, position: int) -> Scan:
-    trailers = 0
-    while True:
-        line_end = _find_crlf(view, position, MAX_HEADER_BYTES)
-        if line_end == -1:
-            return Scan(Framing.INCOMPLETE)
-        if line_end == -2 or trailers > MAX_HEADER_BYTES:
-            return Scan(Framing.TOO_LARGE, reason=f"the trailers are over {MAX_HEADER_BYTES} bytes")
-        if line_end == position:
-            return Scan(Framing.COMPLETE, end=position + 2)
-        line = bytes(view[position:line_end])
-        name, colon, _ = line.partition(b":")
-        if not colon or b"\n" in line or not _TRAILER_NAME.fullmatch(name) \
-                or name.lower() in _FORBIDDEN_TRAILERS:
-            return Scan(Framing.MALFORMED, reason="a trailer line is malformed")
-        trailers += line_end - position
-        position = line_end + 2
-
-
 def _find_crlf(view: memoryview, start: int, limit: int) -> int:
-    """Index of the next CRLF from ``start``; -1 when not received yet, -2 when past ``limit``."""
-    window = bytes(view[start:start + limit + 2])
-    found = window.find(b"\r\n")
-    if found >= 0:
-        return start + found
-    return -2 if len(window) > limit + 1 else -1
+    """Index of the next CRLF from ``start``; -1 when not received yet, -2 when past ``limit``.
+
+    The bytes looked at are copied in windows growing fourfold from 256: finding a short line costs
+    its length, not ``limit`` (thousands of short trailer lines cost 32 KiB each, per byte received).
+    """
+    size = 256
+    while True:
+        wanted = min(size, limit + 2)
+        window = bytes(view[start:start + wanted])
+        found = window.find(b"\r\n")
+        if found >= 0:
+            return start + found
+        if len(window) > limit + 1:
+            return -2
+        if len(window) < wanted:
+            return -1
+        size *= 4
