@@ -265,6 +265,20 @@ def test_a_whole_request_followed_by_a_half_close_is_answered(start_receiver: St
             assert client.recv(4096).startswith((b"HTTP/1.1 200", b"HTTP/1.1 401"))
 
 
+def test_a_request_followed_by_a_tcp_close_without_close_notify_is_answered(start_admission: Start) -> None:
+    """The TLS peer of a half-close: OpenSSL 3 took the missing close_notify as an error and the client
+    got an alert instead of its answer."""
+    admission = start_admission()
+    context = ssl.create_default_context(cafile=admission.ca_file)
+    for _ in range(10):
+        raw = socket.create_connection(("127.0.0.1", _port(admission.admission)), timeout=10)
+        with context.wrap_socket(raw, server_hostname="localhost") as client:
+            client.sendall(_raw_request("GET", "/healthz"))
+            with socket.socket(fileno=os.dup(client.fileno())) as tcp:
+                tcp.shutdown(socket.SHUT_WR)   # the TCP FIN, with no TLS close_notify before it
+            assert _answer(client).startswith(b"HTTP/1.1 200")
+
+
 def test_a_pipelined_request_is_told_the_connection_closes(start_receiver: Start) -> None:
     """The request behind the first in the same write is not kept: the first answer must not promise
     keep-alive, or the client waits for an answer that never comes."""
