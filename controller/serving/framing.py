@@ -76,6 +76,8 @@ class Scanner:
         self._chunks = 0
         self._trailers = -1
         """Bytes of trailer lines read so far, once the last chunk has been (-1 before)."""
+        self._searched = 0
+        """Bytes already searched for the end of the headers."""
 
     def scan(self, data: bytes | bytearray | memoryview) -> Scan:
         """The verdict on ``data``: the request's bytes received so far (always from its start)."""
@@ -94,16 +96,24 @@ class Scanner:
         return result
 
     def _scan_headers(self, view: memoryview) -> Scan:
-        head = bytes(view[:MAX_HEADER_BYTES + len(_HEADER_END)])
-        header_end = head.find(_HEADER_END)
-        if header_end < 0:
-            if b"\n" in head.replace(b"\r\n", b""):
-                # A client ending its lines in a bare LF would otherwise wait out the whole deadline.
-                return Scan(Framing.MALFORMED, reason="a header line ends in a bare LF, not CRLF")
+        # Only the bytes new since the last call are searched (and the three before them, where the
+        # end could start): headers sent a byte at a time cost their length, not 32 KiB per byte.
+        start = max(0, self._searched - len(_HEADER_END) + 1)
+        window = bytes(view[start:MAX_HEADER_BYTES + len(_HEADER_END)])
+        found = window.find(_HEADER_END)
+        if found < 0:
+            lf = window.find(b"\n")
+            while lf >= 0:
+                if start + lf == 0 or view[start + lf - 1] != ord("\r"):
+                    # A client ending its lines in a bare LF would otherwise wait out the whole deadline.
+                    return Scan(Framing.MALFORMED, reason="a header line ends in a bare LF, not CRLF")
+                lf = window.find(b"\n", lf + 1)
+            self._searched = start + len(window)
             if len(view) > MAX_HEADER_BYTES:
                 return Scan(Framing.TOO_LARGE,
                             reason=f"the request headers are over {MAX_HEADER_BYTES} bytes")
             return Scan(Framing.INCOMPLETE)
+        header_end = start + found
         fields = _header_fields(bytes(view[:header_end]))
         if isinstance(fields, str):
             return Scan(Framing.MALFORMED, reason=fields)

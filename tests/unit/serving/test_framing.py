@@ -11,6 +11,11 @@ HEAD = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
 @pytest.mark.parametrize(("request_bytes", "verdict"), [
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", Framing.COMPLETE),
+    (b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", Framing.COMPLETE),
+    (b"GET / HTTP/1.1\nHost: x\r\n", Framing.MALFORMED),
+    (b"GET / HTTP/1.1\r\nX: " + b"y" * 40_000 + b"\r\n\r\n", Framing.TOO_LARGE),
+    (b"GET / HTTP/1.1\r\nX: y\r\r\n\r\n", Framing.COMPLETE),
     (HEAD + b"3\r\nabc\r\n0\r\n\r\n", Framing.COMPLETE),
     (HEAD + b"3\r\nabc\r\n0\r\nX-Sum: 1\r\nX-Other: 2\r\n\r\n", Framing.COMPLETE),
     (HEAD + b"3\r\nabc\r\n0\r\nX-Sum: 1\r\n", Framing.INCOMPLETE),
@@ -18,8 +23,7 @@ HEAD = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     (HEAD + b"0\r\nContent-Length: 5\r\n\r\n", Framing.MALFORMED),
     (HEAD + b"0\r\n" + b"a:\r\n" * 17000 + b"\r\n", Framing.TOO_LARGE),   # 34,000 bytes of trailers
 ])
-def test_chunked_trailers_are_judged_whole_or_byte_by_byte_alike(request_bytes: bytes,
-                                                                 verdict: Framing) -> None:
+def test_a_request_is_judged_whole_or_byte_by_byte_alike(request_bytes: bytes, verdict: Framing) -> None:
     assert Scanner(1024).scan(request_bytes).framing is verdict
     scanner, received = Scanner(1024), bytearray()
     for byte in request_bytes:
