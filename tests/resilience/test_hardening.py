@@ -885,16 +885,21 @@ def test_an_empty_offline_store_says_so(start_receiver: Start) -> None:
 
 # --- 15. Ctrl-C stops the servers at once ------------------------------------------------------------
 
-def test_ctrl_c_stops_serve_all_every_time(dev_certs: Any, tmp_path: Any) -> None:
+def _serve_all(dev_certs: Any, log: pathlib.Path) -> subprocess.Popen[bytes]:
+    """`serve all` on ports the kernel picks, in a session of its own (as a terminal would run it)."""
     from support.service import command
+    with open(log, "wb") as output:
+        return subprocess.Popen(command("serve", "all", "--receiver-listen", "127.0.0.1:0",
+                                        "--admission-listen", "127.0.0.1:0", "--store", "offline",
+                                        "--tls-cert", str(dev_certs / "tls.crt"),
+                                        "--tls-key", str(dev_certs / "tls.key")),
+                                stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def test_ctrl_c_stops_serve_all_every_time(dev_certs: Any, tmp_path: Any) -> None:
     for attempt in range(5):
         log = tmp_path / f"serve-{attempt}.log"
-        with open(log, "wb") as output:
-            process = subprocess.Popen(command("serve", "all", "--receiver-listen", "127.0.0.1:0",
-                                               "--admission-listen", "127.0.0.1:0", "--store", "offline",
-                                               "--tls-cert", str(dev_certs / "tls.crt"),
-                                               "--tls-key", str(dev_certs / "tls.key")),
-                                       stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        process = _serve_all(dev_certs, log)
         try:
             wait_for(lambda: log.read_text().count("Booting worker") == 2, timeout=30, message="both workers")
             os.killpg(process.pid, signal.SIGINT)   # what a terminal sends the whole group on Ctrl-C
@@ -941,14 +946,8 @@ def test_serve_all_leaves_nothing_running_however_it_is_stopped(
         dev_certs: Any, tmp_path: Any, stop: signal.Signals, group: bool) -> None:
     """A closed terminal (SIGHUP: gunicorn's "reload") or a killed parent used to leave both servers
     running on their ports, and the next `make run` found them in use."""
-    from support.service import command
     log = tmp_path / "serve.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(command("serve", "all", "--receiver-listen", "127.0.0.1:0",
-                                           "--admission-listen", "127.0.0.1:0", "--store", "offline",
-                                           "--tls-cert", str(dev_certs / "tls.crt"),
-                                           "--tls-key", str(dev_certs / "tls.key")),
-                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    process = _serve_all(dev_certs, log)
     running: set[int] = set()
     try:
         wait_for(lambda: log.read_text().count("Booting worker") == 2, timeout=30, message="both workers")
