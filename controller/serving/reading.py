@@ -88,8 +88,6 @@ class MainLoopReading:
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_event, state))
 
     def _on_event(self, state: Arrival, _fileobj: Any) -> None:
-        if self.reading.get(state.conn) is not state:
-            return   # closed earlier in this batch of events (to make room): its event is stale
         state.progress = time.monotonic()
         if state.draining:
             self._drain(state)

@@ -16,6 +16,7 @@ scrapes are rendered at once (a third gets 503), so a flood of scrapes leaves a 
 
 from __future__ import annotations
 
+import selectors
 import signal
 import socket
 import threading
@@ -87,19 +88,17 @@ class BufferingWorker(MainLoopReading, ThreadWorker):  # type: ignore[misc]
             return
         self._start_reading(conn)
 
-    def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
-        if client.fileno() == -1:
-            return   # closed earlier in this batch of events (to make room): its event is stale
-        super().on_client_socket_readable(conn, client)
-
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
-        """As gthread's, except that a client connection whose callback fails (a bug) is closed and
-        logged, instead of ending the worker and resetting every other connection it holds."""
+        """As gthread's, except that an event for a connection closed earlier in the same batch (to
+        make room) is skipped, and a client connection whose callback fails (a bug) is closed and
+        logged: either used to end the worker and reset every other connection it held."""
         try:
             events = self.poller.select(timeout)
         except InterruptedError:
             return
         for key, _ in events:
+            if not self._still_registered(key):
+                continue
             target = getattr(key.data, "args", (None,))[0]
             conn = target.conn if isinstance(target, Arrival) else target
             try:
@@ -109,6 +108,12 @@ class BufferingWorker(MainLoopReading, ThreadWorker):  # type: ignore[misc]
                     raise   # the listener or the worker's own pipe: gunicorn restarts the worker
                 self.log.error("closed a connection whose event failed", exc_info=error)
                 self._close_broken(conn)
+
+    def _still_registered(self, key: selectors.SelectorKey) -> bool:
+        try:
+            return self.poller.get_key(key.fileobj) is key
+        except (KeyError, ValueError):   # unregistered, or closed (a closed socket has no descriptor)
+            return False
 
     def _close_broken(self, conn: TConn) -> None:
         """Close a connection the main loop owns (only those are on the poller), counted out once."""
