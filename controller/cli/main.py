@@ -48,8 +48,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(2, str(error))
     except CommandError as error:
         return _fail(error.exit_status, str(error))
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:
         # The reader went away (`explain … | head`): stop quietly, as other command-line tools do,
         # and let nothing write to the closed pipe again on the way out.

@@ -10,12 +10,16 @@ import pytest
 from controller import cli
 
 
-def test_a_ctrl_c_while_the_command_loads_exits_130_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
-    loading = types.ModuleType("controller.cli.main")
+def _interrupted(*_arguments: object) -> object:
+    raise KeyboardInterrupt
 
-    def interrupted(name: str) -> object:
-        raise KeyboardInterrupt
 
-    loading.__getattr__ = interrupted  # type: ignore[method-assign]
-    monkeypatch.setitem(sys.modules, "controller.cli.main", loading)
+@pytest.mark.parametrize("when", ["loading", "running"])
+def test_a_ctrl_c_exits_130_quietly(monkeypatch: pytest.MonkeyPatch, when: str) -> None:
+    module = types.ModuleType("controller.cli.main")
+    if when == "loading":
+        module.__getattr__ = _interrupted  # type: ignore[method-assign]
+    else:
+        module.main = _interrupted  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "controller.cli.main", module)
     assert cli.run() == 130
