@@ -201,23 +201,6 @@ def pid_with_argument(argument: str) -> int:
     return found[0]
 
 
-def child_pids(pid: int) -> list[int]:
-    """Direct children of a process (gunicorn workers of an arbiter)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        # The command name may contain spaces and parentheses: fields start after the last ')'.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry))
-    return found
-
-
 # --- the load generator ----------------------------------------------------------------------------
 
 

@@ -15,7 +15,6 @@ from bench.benchkit import (
     GITHUB_SECRET,
     LoadSpec,
     Report,
-    child_pids,
     client_processes,
     commit_for,
     cpu_seconds,
@@ -111,7 +110,7 @@ def test_delivery_throughput(report: Report, cluster: Cluster, run_service: RunS
     started = receiver_on(run_service, plane, controller_namespace)
     host, port = "127.0.0.1", int(started.receiver.rsplit(":", 1)[1])
     failures, shed_at = [], []
-    worker = child_pids(started.process.pid)[0]
+    worker = service.child_pids(started.process.pid)[0]
     apiserver, etcd = pid_with_argument(f"--secure-port={plane.port}"), pid_with_argument(plane.etcd_url)
     with StatusWatch(plane, namespace) as watch:
         for concurrency in CONCURRENCY:
@@ -191,7 +190,7 @@ def test_receiver_memory(report: Report, private_control_plane: ControlPlane,
         ready = time.perf_counter() - began
         headers, body = github_push("https://github.com/org-1/repo-1", commit_for("mem", size), f"mem-{size}")
         assert requests.post(started.receiver, data=body, headers=headers, timeout=30).status_code == 200
-        workers = child_pids(started.process.pid)
+        workers = service.child_pids(started.process.pid)
         assert len(workers) == 1, workers
         results.append((size, seed_time, ready, rss_kb(workers[0]), rss_kb(started.process.pid),
                         rss_kb(apiserver)))

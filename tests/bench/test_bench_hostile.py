@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import requests
 import yaml
 
-from bench.benchkit import Report, child_pids, gitrepo_object
+from bench.benchkit import Report, gitrepo_object
+from support.service import child_pids
 from support import service
 
 MiB = 1024 * 1024

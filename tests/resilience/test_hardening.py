@@ -185,7 +185,7 @@ def _crowd(port: int, count: int, sending: bool) -> list[socket.socket]:
 
 
 def _worker(receiver: service.Service) -> int:
-    return wait_for(lambda: next(iter(_descendants(receiver.process.pid)), None), message="the worker")
+    return wait_for(lambda: next(iter(service.child_pids(receiver.process.pid)), None), message="the worker")
 
 
 @pytest.mark.parametrize("sending", [False, True], ids=["silent-crowd", "sending-crowd"])
@@ -915,21 +915,6 @@ def test_ctrl_c_stops_serve_all_every_time(dev_certs: Any, tmp_path: Any) -> Non
                 process.wait()
 
 
-def _descendants(pid: int) -> set[int]:
-    """Every process under ``pid`` (children, their workers), read from /proc."""
-    found: set[int] = set()
-    waiting = [pid]
-    while waiting:
-        for task in pathlib.Path(f"/proc/{waiting.pop()}/task").glob("*"):
-            try:
-                children = {int(child) for child in (task / "children").read_text().split()}
-            except OSError:
-                continue
-            waiting += children - found
-            found |= children
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         return pathlib.Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
@@ -952,7 +937,7 @@ def test_serve_all_leaves_nothing_running_however_it_is_stopped(
     running: set[int] = set()
     try:
         wait_for(lambda: log.read_text().count("Booting worker") == 2, timeout=30, message="both workers")
-        running = _descendants(process.pid)
+        running = service.descendant_pids(process.pid)
         assert len(running) == 4, running   # two gunicorn arbiters, one worker each
         if group:
             os.killpg(process.pid, stop)

@@ -90,3 +90,31 @@ def wait_ready(url: str, service: Service, verify: str | bool = True, timeout: f
         wait_for(ready, timeout=timeout, message=f"{url}/readyz")
     except AssertionError as error:
         raise AssertionError(f"{error}\n--- service log ---\n{service.log()}") from None
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of a process (gunicorn workers of an arbiter)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses: fields start after the last ')'.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def descendant_pids(pid: int) -> set[int]:
+    """Every process under ``pid``: its children, theirs (an arbiter's workers), and so on."""
+    found: set[int] = set()
+    waiting = [pid]
+    while waiting:
+        children = set(child_pids(waiting.pop())) - found
+        found |= children
+        waiting += children
+    return found
